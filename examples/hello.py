@@ -1,0 +1,30 @@
+"""The quick start: `python examples/hello.py`, then `curl http://localhost:8080/hello/world`.
+
+Also served by gunicorn as is: `gunicorn --chdir examples hello:server`.
+"""
+
+import os
+
+from microwsgi import Server
+
+server = Server()
+
+
+@server.register("GET /hello")
+def hello(request):
+    return {"message": "Hello, World!"}
+
+
+@server.register("GET /hello/:name")
+def hello_name(request):
+    name = request["params"]["name"]
+    times = int(request["query"].get("n", 1))
+    return {"message": " ".join([f"Hello, {name}!"] * times)}
+
+
+if __name__ == "__main__":
+    server.start_server(
+        host=os.environ.get("HOST", "localhost"),
+        port=int(os.environ.get("PORT", "8080")),
+        listen_msg=True,
+    )

@@ -1,0 +1,60 @@
+"""HTTP errors a handler or middleware can raise, and the JSON shape every error answer shares.
+
+`HTTPError` is an exception that carries its answer: a status, a message for the client, and
+optional extra headers (405 carries `Allow`). The application turns it into a response in one
+place (`app.py`), so 404, 405, 500 and user-raised errors all look the same on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any, NoReturn
+
+__all__ = ["HTTPError", "abort", "reason_phrase"]
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for `status`, or 'Unknown' for codes without one."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class HTTPError(Exception):
+    """Raise anywhere in a handler or middleware to answer with `status`.
+
+    >>> raise HTTPError(404, "no such todo")
+
+    The client receives `{"status": 404, "error": "Not Found", "message": "no such todo"}`
+    unless an `@server.errorhandler(404)` shapes it differently.
+    """
+
+    def __init__(
+        self,
+        status: int = 500,
+        message: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"HTTPError status must be an int in 400..599, got {status!r}")
+        self.status = status
+        self.reason = reason_phrase(status)
+        self.message = message if message is not None else self.reason
+        self.headers = list(headers or ())
+        super().__init__(status, self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body every error answer uses."""
+        return {"status": self.status, "error": self.reason, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"HTTPError({self.status}, {self.message!r})"
+
+
+def abort(
+    status: int, message: str | None = None, headers: Iterable[tuple[str, str]] | None = None
+) -> NoReturn:
+    """Stop handling the request and answer with `status` (shorthand for raising HTTPError)."""
+    raise HTTPError(status, message, headers)

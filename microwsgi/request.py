@@ -1,0 +1,205 @@
+"""The WSGI environ turned into the seed's request dict: the only module that reads the environ.
+
+The request is a real ``dict`` (middleware adds keys to it, as the seed's auth example does).
+`verb`, `path`, `params` and `environ` are filled when it is built; every other documented key
+is computed on first access through ``__missing__`` and then stored, so a route that never
+touches the body or the headers pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import EnvironHeaders, MultiDict
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_cookie, parse_options_header
+from werkzeug.wsgi import get_current_url, get_host, get_input_stream
+
+from .errors import HTTPError
+
+if TYPE_CHECKING:
+    from .app import Server
+
+__all__ = ["LAZY_KEYS", "Request", "decode_path"]
+
+SERVER_KEY = "microwsgi.server"
+
+
+def decode_path(raw: str) -> str:
+    """PATH_INFO arrives as latin-1-decoded bytes (PEP 3333); the request path is UTF-8 text."""
+    if raw.isascii():
+        return raw
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise HTTPError(400, "request path is not valid UTF-8") from None
+
+
+class Request(dict[str, Any]):
+    """The request dict handed to handlers and middleware.
+
+    Lazy keys are listed in `LAZY_KEYS`; ``key in request`` and ``request.get(key)`` see them
+    too, while ``keys()``/iteration show only what has been computed so far.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> Any:
+        loader = LAZY_KEYS.get(key)
+        if loader is None:
+            raise KeyError(key)
+        value = self[key] = loader(self)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in LAZY_KEYS
+
+
+def _environ(request: Request) -> dict[str, Any]:
+    environ: dict[str, Any] = request["environ"]
+    return environ
+
+
+def _server(request: Request) -> Server | None:
+    return _environ(request).get(SERVER_KEY)
+
+
+def _headers(request: Request) -> EnvironHeaders:
+    return EnvironHeaders(_environ(request))
+
+
+def _query(request: Request) -> MultiDict[str, str]:
+    raw = _environ(request).get("QUERY_STRING", "")
+    if not raw.isascii():
+        raw = raw.encode("latin-1").decode("utf-8", "replace")
+    return MultiDict(parse_qsl(raw, keep_blank_values=True, errors="replace"))
+
+
+def _content_length(request: Request) -> int | None:
+    value = _environ(request).get("CONTENT_LENGTH")
+    if not value:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise HTTPError(400, f"invalid Content-Length {value!r}") from None
+    if length < 0:
+        raise HTTPError(400, f"invalid Content-Length {value!r}")
+    return length
+
+
+def _max_body_size(request: Request) -> int | None:
+    server = _server(request)
+    return server.max_body_size if server is not None else None
+
+
+def _data(request: Request) -> bytes:
+    environ = _environ(request)
+    limit = _max_body_size(request)
+    length = request["content_length"]
+    if limit is not None and length is not None and length > limit:
+        raise HTTPError(413, f"request body is larger than {limit} bytes")
+    stream = get_input_stream(environ, safe_fallback=False, max_content_length=limit)
+    try:
+        data = stream.read()
+    except Exception as exc:  # werkzeug raises RequestEntityTooLarge past the limit
+        if getattr(exc, "code", None) == 413:
+            raise HTTPError(413, f"request body is larger than {limit} bytes") from None
+        raise
+    return data
+
+
+def _mimetype_and_options(request: Request) -> tuple[str, dict[str, str]]:
+    mimetype, options = parse_options_header(request["content_type"])
+    return mimetype.lower(), options
+
+
+def _body(request: Request) -> str:
+    charset = _mimetype_and_options(request)[1].get("charset", "utf-8")
+    try:
+        return request["data"].decode(charset)  # type: ignore[no-any-return]
+    except LookupError:
+        raise HTTPError(400, f"unknown charset {charset!r} in Content-Type") from None
+    except UnicodeDecodeError:
+        raise HTTPError(400, f"request body is not valid {charset} text") from None
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def _json(request: Request) -> Any:
+    if not _is_json(_mimetype_and_options(request)[0]):
+        return None
+    try:
+        return json.loads(request["data"])
+    except ValueError as exc:
+        raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+
+
+def _parse_form(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, Any]]:
+    server = _server(request)
+    parser = FormDataParser(
+        max_content_length=_max_body_size(request),
+        max_form_memory_size=server.max_form_memory_size if server else None,
+        max_form_parts=server.max_form_parts if server else None,
+        silent=False,
+    )
+    mimetype, options = _mimetype_and_options(request)
+    stream: Any
+    if dict.__contains__(request, "data"):  # the raw body was already read: parse that copy
+        data = request["data"]
+        stream, length = BytesIO(data), len(data)
+    else:
+        stream = get_input_stream(_environ(request), safe_fallback=False)
+        length = request["content_length"]
+    try:
+        _, form, files = parser.parse(stream, mimetype, length, options)
+    except Exception as exc:  # werkzeug's RequestEntityTooLarge / BadRequest carry `code`
+        code = getattr(exc, "code", None)
+        if code in (400, 413):
+            raise HTTPError(code, f"cannot parse form data: {exc}") from None
+        raise
+    return form, files
+
+
+def _form(request: Request) -> MultiDict[str, str]:
+    form, files = _parse_form(request)
+    request["files"] = files
+    return form
+
+
+def _files(request: Request) -> MultiDict[str, Any]:
+    form, files = _parse_form(request)
+    request["form"] = form
+    return files
+
+
+LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
+    "headers": _headers,
+    "query": _query,
+    "body": _body,
+    "data": _data,
+    "json": _json,
+    "form": _form,
+    "files": _files,
+    "cookies": lambda r: parse_cookie(_environ(r)),
+    "content_type": lambda r: _environ(r).get("CONTENT_TYPE", ""),
+    "content_length": _content_length,
+    "remote_addr": lambda r: _environ(r).get("REMOTE_ADDR"),
+    "scheme": lambda r: _environ(r).get("wsgi.url_scheme", "http"),
+    "host": lambda r: get_host(_environ(r)),
+    "url": lambda r: get_current_url(_environ(r)),
+}

@@ -1,0 +1,313 @@
+"""Handler return values turned into WSGI responses: the one place that knows the rules.
+
+dict or list -> JSON; str -> UTF-8 text; bytes -> octet-stream; None -> 204; an iterator or
+generator of str/bytes -> streamed as produced; ``(body, status)`` or ``(body, status, headers)``
+with headers as a dict or a list of pairs (so ``Set-Cookie`` can repeat); a werkzeug `Response`
+(or any `WSGIResponse`) is called as the WSGI app it is.
+
+Content-Length is set on every body that is not streamed; 1xx, 204 and 304 answers carry no
+body, 204 and 304 no Content-Type; HEAD gets the headers GET would get and no body. A value
+that fits none of these raises `InvalidResponse`, which the application logs with the handler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from werkzeug.wrappers import Response
+
+__all__ = [
+    "Delegate",
+    "InvalidResponse",
+    "Renderer",
+    "StreamBody",
+    "WSGIResponse",
+    "json_default",
+    "make_response",
+    "status_line",
+]
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+BINARY_TYPE = "application/octet-stream"
+
+StartResponse = Callable[..., Callable[[bytes], object]]
+Headers = list[tuple[str, str]]
+
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
+def status_line(status: int) -> str:
+    """'200 OK' for 200; codes without a registered phrase still get a valid line."""
+    return _STATUS_LINES.get(status) or f"{status} Unknown"
+
+
+class InvalidResponse(TypeError):
+    """A handler or middleware returned something that cannot become an HTTP response."""
+
+
+class WSGIResponse(Protocol):
+    """Anything a handler may return that answers by itself, as a WSGI app does."""
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]: ...
+
+
+class Delegate:
+    """An answer produced by another WSGI app, called with the environ given here."""
+
+    __slots__ = ("app", "environ")
+
+    def __init__(self, app: WSGIResponse, environ: dict[str, Any]) -> None:
+        self.app = app
+        self.environ = environ
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self.app(self.environ, start_response)
+
+
+def json_default(value: Any) -> Any:
+    """Serialise the types JSON lacks: dataclasses, dates and times, UUIDs, Decimals, sets."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _encode_chunk(chunk: Any) -> bytes:
+    if type(chunk) is bytes:
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return bytes(chunk)
+    raise InvalidResponse(f"streamed chunk must be str or bytes, got {type(chunk).__name__}")
+
+
+class StreamBody:
+    """A handler's iterator sent chunk by chunk, str encoded as UTF-8.
+
+    ``close()`` reaches the handler's iterator (so its ``finally`` blocks run when the client
+    goes away), even when the server never started iterating.
+    """
+
+    __slots__ = ("_first", "_source")
+
+    def __init__(self, first: bytes | None, source: Iterator[Any]) -> None:
+        self._first = first
+        self._source = source
+
+    def __iter__(self) -> StreamBody:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return _encode_chunk(next(self._source))
+
+    def close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+
+def _start_stream(source: Iterator[Any]) -> tuple[StreamBody, str]:
+    """Pull the first chunk now: it picks the Content-Type and surfaces early errors as 500s."""
+    try:
+        first = next(source)
+    except StopIteration:
+        return StreamBody(None, source), TEXT_TYPE
+    ctype = TEXT_TYPE if isinstance(first, str) else BINARY_TYPE
+    try:
+        encoded = _encode_chunk(first)
+    except InvalidResponse:
+        StreamBody(None, source).close()
+        raise
+    return StreamBody(encoded, source), ctype
+
+
+def _check_status(status: Any) -> int:
+    if type(status) is not int and not isinstance(status, HTTPStatus):
+        raise InvalidResponse(f"status must be an int, got {status!r}")
+    if not 100 <= status <= 599:
+        raise InvalidResponse(f"status {status} is outside 100..599")
+    return int(status)
+
+
+def _check_headers(headers: Any) -> Headers:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
+        raise InvalidResponse(f"headers must be a dict or a list of pairs, got {headers!r}")
+    checked: Headers = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise InvalidResponse(f"header {pair!r} is not a (name, value) pair")
+        name, value = pair
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidResponse(f"header {pair!r}: name and value must be str")
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+            raise InvalidResponse(f"header {pair!r} contains a line break or a bad name")
+        checked.append((name, value))
+    return checked
+
+
+class Renderer:
+    """Turns return values into WSGI answers; one per Server (it owns the JSON encoder)."""
+
+    def __init__(self, json_dumps: Callable[[Any], str | bytes] | None = None) -> None:
+        if json_dumps is None:
+            encode = json.JSONEncoder(
+                ensure_ascii=False, separators=(",", ":"), default=json_default
+            ).encode
+            self.dumps: Callable[[Any], bytes] = lambda obj: encode(obj).encode("utf-8")
+        else:
+            user_dumps = json_dumps
+
+            def dumps(obj: Any) -> bytes:
+                out = user_dumps(obj)
+                return out if isinstance(out, bytes) else out.encode("utf-8")
+
+            self.dumps = dumps
+
+    def render(
+        self,
+        rv: Any,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        default_status: int = 200,
+    ) -> Iterable[bytes]:
+        """Answer `rv` through `start_response`; returns the body iterable."""
+        kind = type(rv)
+        # The two commonest answers skip the general path entirely.
+        if kind is dict or kind is list:
+            body = self.dumps(rv)
+            ctype = JSON_TYPE
+        elif kind is str:
+            body = rv.encode("utf-8")
+            ctype = TEXT_TYPE
+        else:
+            return self._render_general(rv, environ, start_response, default_status)
+        start_response(
+            status_line(default_status),
+            [("Content-Type", ctype), ("Content-Length", str(len(body)))],
+        )
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def _render_general(
+        self,
+        rv: Any,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        default_status: int,
+    ) -> Iterable[bytes]:
+        status, headers, payload = self.cast(rv, default_status)
+        if not isinstance(payload, (list, StreamBody)):
+            return payload(environ, start_response)
+        start_response(status_line(status), headers)
+        if environ["REQUEST_METHOD"] == "HEAD" or status in (204, 304) or status < 200:
+            if isinstance(payload, StreamBody):
+                payload.close()
+            return []
+        return payload
+
+    def cast(
+        self, rv: Any, default_status: int = 200
+    ) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+        """Split any valid return value into status, headers and a body (or a WSGI answer)."""
+        extra: Headers | None = None
+        if type(rv) is tuple:
+            if len(rv) not in (2, 3):
+                raise InvalidResponse(
+                    f"a tuple answer must be (body, status) or (body, status, headers), "
+                    f"got {len(rv)} items"
+                )
+            body, status = rv[0], _check_status(rv[1])
+            if len(rv) == 3:
+                extra = _check_headers(rv[2])
+        else:
+            body, status = rv, default_status
+        if isinstance(body, (Response, Delegate)):
+            if type(rv) is tuple:
+                raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
+            return getattr(body, "status_code", status), [], body
+        payload, ctype = self._cast_body(body)
+        if body is None and type(rv) is not tuple and default_status == 200:
+            status = 204
+        return status, _finish_headers(status, ctype, payload, extra), payload
+
+    def _cast_body(self, body: Any) -> tuple[list[bytes] | StreamBody, str]:
+        if isinstance(body, (dict, list)):
+            return [self.dumps(body)], JSON_TYPE
+        if isinstance(body, str):
+            return [body.encode("utf-8")], TEXT_TYPE
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            return [bytes(body)], BINARY_TYPE
+        if body is None:
+            return [], TEXT_TYPE
+        if isinstance(body, Iterator):
+            return _start_stream(body)
+        raise InvalidResponse(f"cannot turn a {type(body).__name__} into a response: {body!r:.80}")
+
+
+def _finish_headers(
+    status: int, ctype: str, payload: list[bytes] | StreamBody, extra: Headers | None
+) -> Headers:
+    """Default Content-Type first, user headers override it; our Content-Length always wins."""
+    no_body = status in (204, 304) or status < 200
+    user_ctype = False
+    user_length: str | None = None
+    kept: Headers = []
+    for name, value in extra or ():
+        lower = name.lower()
+        if lower == "content-length":
+            user_length = value
+            continue
+        if lower == "content-type":
+            user_ctype = True
+        kept.append((name, value))
+    headers: Headers = [] if user_ctype or no_body else [("Content-Type", ctype)]
+    headers.extend(kept)
+    if no_body:
+        return [(n, v) for n, v in headers if n.lower() != "content-type"]
+    if isinstance(payload, list):
+        headers.append(("Content-Length", str(sum(len(chunk) for chunk in payload))))
+    elif user_length is not None:
+        headers.append(("Content-Length", user_length))
+    return headers
+
+
+_DEFAULT_RENDERER = Renderer()
+
+
+def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response:
+    """Turn any valid return value into a werkzeug `Response` (for middleware to add headers).
+
+    Pass the request so the server's JSON encoder is used; the result, returned from a
+    middleware or handler, is served as is.
+    """
+    if isinstance(rv, Response):
+        return rv
+    server = request["environ"].get("microwsgi.server") if request is not None else None
+    renderer = getattr(server, "renderer", None) or _DEFAULT_RENDERER
+    status, headers, payload = renderer.cast(rv)
+    if not isinstance(payload, (list, StreamBody)):
+        raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
+    response = Response(payload, status=status, headers=headers)
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        response.headers.remove("Content-Type")
+    return response
