@@ -1,16 +1,20 @@
 """microwsgi: the PyMicroHTTP API as a small, fast WSGI framework."""
 
 from .app import Server
+from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
+from .files import send_file
 from .response import make_response
+from .server import serve
 
-__all__ = ["HTTPError", "Server", "abort", "make_response", "serve"]
+__all__ = [
+    "HTTPError",
+    "Server",
+    "abort",
+    "delete_cookie",
+    "make_response",
+    "send_file",
+    "serve",
+    "set_cookie",
+]
 
-
-def __getattr__(name: str) -> object:
-    # The development server is imported on first use: WSGI deployments never load it.
-    if name == "serve":
-        from .server import serve
-
-        return serve
-    raise AttributeError(f"module 'microwsgi' has no attribute {name!r}")

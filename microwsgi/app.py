@@ -20,9 +20,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import HTTPError
+from .files import static_handler
 from .request import SERVER_KEY, Request, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import ANY_VERB, VERBS, Router, parse_spec
+from .server import serve
 
 __all__ = ["Handler", "Middleware", "Server"]
 
@@ -245,8 +247,6 @@ class Server:
         **options: Any,
     ) -> None:
         """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out)."""
-        from .files import static_handler
-
         handler = static_handler(directory, **options)
         self.register_handler(f"GET {prefix.rstrip('/')}/*path", handler, middleware)
 
@@ -274,8 +274,10 @@ class Server:
             dispatch.setdefault("HEAD", dispatch["GET"])
         fallback = dispatch.pop(ANY_VERB, None)
         if "OPTIONS" not in dispatch and fallback is None:
+            # A route's cors(...) middleware must also see the preflights it answers.
+            preflight = _preflight_middleware(resource.endpoints.values())
             dispatch["OPTIONS"] = self._chain(
-                _answer_options(allow), [], f"OPTIONS {resource.pattern}"
+                _answer_options(allow), preflight, f"OPTIONS {resource.pattern}"
             )
         if fallback is None:
             fallback = self._chain(_refuse_method(allow), [], f"405 {resource.pattern}")
@@ -395,8 +397,6 @@ class Server:
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
         """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
-        from .server import serve
-
         serve(self, host=host, port=port, listen_msg=listen_msg, **options)
 
 
@@ -411,6 +411,16 @@ def _with_exc_info(start_response: StartResponse) -> StartResponse:
 
 def _raise_not_found(request: dict[str, Any]) -> Any:
     raise HTTPError(404, f"no route for {request['verb']} {request['path']}")
+
+
+def _preflight_middleware(endpoints: Iterable[_Endpoint]) -> list[Middleware]:
+    """The route middleware that answers CORS preflights itself (``cors(...)``), once each."""
+    found: list[Middleware] = []
+    for endpoint in endpoints:
+        for mw in endpoint.middleware:
+            if getattr(mw, "answers_preflight", False) and mw not in found:
+                found.append(mw)
+    return found
 
 
 def _answer_options(allow: str) -> Handler:

@@ -57,7 +57,7 @@ def _check_path(spec: str, path: str) -> None:
     names: set[str] = set()
     for index, segment in enumerate(segments):
         last = index == len(segments) - 1
-        if segment == "" and not (last and index > 0):
+        if segment == "" and not last:
             raise ValueError(f"route spec {spec!r}: empty path segment in {path!r}")
         if segment[:1] in (":", "*"):
             name = segment[1:]
@@ -165,7 +165,26 @@ class Router(Generic[T]):
         if path[:1] != "/":
             return None
         segments = _segments(path)
+        # Greedy descent: the first branch a depth-first search would try. It succeeds for
+        # almost every real request; only a dead end needs the backtracking walk.
+        node = self._root
         values: list[str] = []
+        for index, segment in enumerate(segments):
+            child = node.static.get(segment)
+            if child is None:
+                if node.param is not None and segment:
+                    values.append(segment)
+                    child = node.param
+                elif node.catchall is not None:
+                    values.append("/".join(segments[index:]))
+                    return node.catchall, dict(zip(node.catchall_names, values, strict=True))
+                else:
+                    break
+            node = child
+        else:
+            if node.target is not None:
+                return node.target, dict(zip(node.names, values, strict=True))
+        values.clear()
         found = self._walk(self._root, segments, 0, values)
         if found is None:
             return None
