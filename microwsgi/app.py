@@ -14,15 +14,18 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator
 
 from .errors import HTTPError
 from .files import static_handler
-from .request import SERVER_KEY, Request, decode_path
-from .response import Delegate, Renderer, StartResponse, WSGIResponse
+from .request import SERVER_KEY, Request, close_uploads, decode_path
+from .response import Delegate, InvalidResponse, Renderer, StartResponse, WSGIResponse
 from .routing import ANY_VERB, VERBS, Router, parse_spec
 from .server import serve
 
@@ -174,6 +177,11 @@ class Server:
         if resource is None:
             resource = _Resource(pattern)
             self._router.add(pattern, resource, spec)
+        elif resource.pattern != pattern:
+            raise ValueError(
+                f"route {spec!r}: {pattern!r} conflicts with the already registered "
+                f"{resource.pattern!r} (same place, different parameter names)"
+            )
         return resource
 
     def before_all(self, middleware: Middleware | None = None) -> Any:
@@ -325,23 +333,50 @@ class Server:
             if found is not None:
                 resource, request["params"] = found
                 route = resource.dispatch.get(method) or resource.fallback  # type: ignore[assignment]
-            self._check_length(environ)
+            if environ.get("CONTENT_LENGTH"):
+                self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)
         except Exception as exc:
             rv = self._error_answer(request, exc, route.label)
         try:
-            return self.renderer.render(rv, environ, start_response)
+            body = self.renderer.render(rv, environ, start_response)
         except Exception as exc:
-            log.error("%s returned an invalid response %.200r: %s", route.label, rv, exc)
-            answer = self._error_answer(request, exc, route.label, logged=True)
-            return self.renderer.render(answer, environ, _with_exc_info(start_response))
+            body = self._render_failure(request, rv, exc, route.label, start_response)
+        if dict.__contains__(request, "files"):  # uploads spooled to disk: free them once sent
+            body = ClosingIterator(body, partial(close_uploads, request["files"]))
+        return body
 
-    def _check_length(self, environ: dict[str, Any]) -> None:
+    def _render_failure(
+        self,
+        request: Request,
+        rv: Any,
+        exc: Exception,
+        label: str,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        """Answer 500 when the return value could not be sent."""
+        if isinstance(exc, InvalidResponse):
+            log.error("%s returned an invalid response %.200r: %s", label, rv, exc)
+        else:  # e.g. a generator failing before its first chunk
+            self._log_exception(request, exc, label)
+        if isinstance(rv, (Response, Delegate)):
+            # That app may have called start_response already: a second call is legal only
+            # with exc_info (PEP 3333), which re-raises if the headers went out.
+            start_response = _with_exc_info(start_response)
+        environ = request["environ"]
+        answer = self._error_answer(request, exc, label, logged=True)
+        try:
+            return self.renderer.render(answer, environ, start_response)
+        except Exception as answer_exc:  # the 500 handler's own answer was unusable
+            log.error("error handler for 500 returned an invalid response: %s", answer_exc)
+            fallback = self._default_error(HTTPError(500), exc)
+            return self.renderer.render(fallback, environ, start_response)
+
+    def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.
-        length = environ.get("CONTENT_LENGTH")
         limit = self.max_body_size
-        if length and limit is not None and length.isdigit() and int(length) > limit:
-            raise HTTPError(413, f"request body is larger than {self.max_body_size} bytes")
+        if limit is not None and length.isdigit() and int(length) > limit:
+            raise HTTPError(413, f"request body is larger than {limit} bytes")
 
     # -- errors -------------------------------------------------------------------------
 
@@ -363,9 +398,16 @@ class Server:
             try:
                 rv = handler(request, argument)
             except Exception as handler_exc:
+                # A broken error handler is a server bug, whatever status it was shaping.
                 self._log_exception(request, handler_exc, f"error handler for {error.status}")
-            else:
-                return rv if type(rv) is tuple else (rv, error.status, error.headers)
+                return self._default_error(HTTPError(500), handler_exc)
+            if type(rv) is tuple or isinstance(rv, Response):
+                return rv
+            return rv, error.status, error.headers
+        return self._default_error(error, exc)
+
+    def _default_error(self, error: HTTPError, exc: BaseException) -> tuple[Any, int, Any]:
+        """The JSON error answer, with the traceback only in debug mode."""
         body = error.to_dict()
         if self.debug and error is not exc:
             body["traceback"] = "".join(traceback.format_exception(exc))

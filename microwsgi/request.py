@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders, MultiDict
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_cookie, parse_options_header
-from werkzeug.wsgi import get_current_url, get_host, get_input_stream
+from werkzeug.sansio.utils import get_current_url
+from werkzeug.wsgi import LimitedStream, get_host
 
 from .errors import HTTPError
+from .query import QueryDict, parse_query
 
 if TYPE_CHECKING:
     from .app import Server
 
-__all__ = ["LAZY_KEYS", "Request", "decode_path"]
+__all__ = ["LAZY_KEYS", "Request", "close_uploads", "decode_path"]
 
 SERVER_KEY = "microwsgi.server"
 
@@ -78,11 +80,8 @@ def _headers(request: Request) -> EnvironHeaders:
     return EnvironHeaders(_environ(request))
 
 
-def _query(request: Request) -> MultiDict[str, str]:
-    raw = _environ(request).get("QUERY_STRING", "")
-    if not raw.isascii():
-        raw = raw.encode("latin-1").decode("utf-8", "replace")
-    return MultiDict(parse_qsl(raw, keep_blank_values=True, errors="replace"))
+def _query(request: Request) -> QueryDict:
+    return parse_query(_environ(request).get("QUERY_STRING", ""))
 
 
 def _content_length(request: Request) -> int | None:
@@ -109,18 +108,34 @@ def _data(request: Request) -> bytes:
     length = request["content_length"]
     if limit is not None and length is not None and length > limit:
         raise HTTPError(413, f"request body is larger than {limit} bytes")
-    stream = get_input_stream(environ, safe_fallback=False, max_content_length=limit)
-    try:
-        data = stream.read()
-    except Exception as exc:  # werkzeug raises RequestEntityTooLarge past the limit
-        if getattr(exc, "code", None) == 413:
-            raise HTTPError(413, f"request body is larger than {limit} bytes") from None
-        raise
-    return data
+    if length is not None and not environ.get("wsgi.input_terminated"):
+        # The common case: the server framed the body by Content-Length; read exactly that.
+        return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+    return _read_terminated(environ["wsgi.input"], limit)
+
+
+def _read_terminated(stream: Any, limit: int | None) -> bytes:
+    """Read a body the server frames itself (chunked), refusing it past `limit` bytes."""
+    if limit is None:
+        return stream.read()  # type: ignore[no-any-return]
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(65536, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"request body is larger than {limit} bytes")
+    return b"".join(chunks)
 
 
 def _mimetype_and_options(request: Request) -> tuple[str, dict[str, str]]:
-    mimetype, options = parse_options_header(request["content_type"])
+    return _parse_content_type(request["content_type"])
+
+
+@lru_cache(maxsize=64)
+def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    # A service sees a handful of distinct Content-Type values; parse each once.
+    mimetype, options = parse_options_header(value)
     return mimetype.lower(), options
 
 
@@ -158,13 +173,20 @@ def _parse_form(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, A
         silent=False,
     )
     mimetype, options = _mimetype_and_options(request)
-    stream: Any
-    if dict.__contains__(request, "data"):  # the raw body was already read: parse that copy
-        data = request["data"]
-        stream, length = BytesIO(data), len(data)
-    else:
-        stream = get_input_stream(_environ(request), safe_fallback=False)
+    if mimetype == "multipart/form-data" and not dict.__contains__(request, "data"):
+        # Uploads are streamed to their files, not held in memory: the raw body is then gone.
+        environ = _environ(request)
         length = request["content_length"]
+        stream: Any
+        if length is not None and not environ.get("wsgi.input_terminated"):
+            stream = LimitedStream(environ["wsgi.input"], length)
+        else:  # framed by the server (chunked): cap it at the body limit instead
+            limit = _max_body_size(request)
+            raw = environ["wsgi.input"]
+            stream = raw if limit is None else LimitedStream(raw, limit, is_max=True)
+        request["data"] = b""
+    else:
+        stream, length = BytesIO(request["data"]), len(request["data"])
     try:
         _, form, files = parser.parse(stream, mimetype, length, options)
     except Exception as exc:  # werkzeug's RequestEntityTooLarge / BadRequest carry `code`
@@ -187,6 +209,28 @@ def _files(request: Request) -> MultiDict[str, Any]:
     return files
 
 
+def close_uploads(files: MultiDict[str, Any]) -> None:
+    """Close every uploaded file (their temporary files go away with them)."""
+    for _, storage in files.items(multi=True):
+        storage.close()
+
+
+def _wsgi_text(value: str) -> str:
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+def _url(request: Request) -> str:
+    """The full URL as an IRI (non-ASCII shown as text), SCRIPT_NAME included."""
+    environ = _environ(request)
+    return get_current_url(
+        environ.get("wsgi.url_scheme", "http"),
+        get_host(environ),
+        _wsgi_text(environ.get("SCRIPT_NAME", "")),
+        _wsgi_text(environ.get("PATH_INFO", "")),
+        environ.get("QUERY_STRING", "").encode("latin-1"),
+    )
+
+
 LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "headers": _headers,
     "query": _query,
@@ -201,5 +245,5 @@ LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "remote_addr": lambda r: _environ(r).get("REMOTE_ADDR"),
     "scheme": lambda r: _environ(r).get("wsgi.url_scheme", "http"),
     "host": lambda r: get_host(_environ(r)),
-    "url": lambda r: get_current_url(_environ(r)),
+    "url": _url,
 }

@@ -170,19 +170,28 @@ class Renderer:
     """Turns return values into WSGI answers; one per Server (it owns the JSON encoder)."""
 
     def __init__(self, json_dumps: Callable[[Any], str | bytes] | None = None) -> None:
+        self.dumps: Callable[[Any], bytes]
         if json_dumps is None:
             encode = json.JSONEncoder(
                 ensure_ascii=False, separators=(",", ":"), default=json_default
             ).encode
-            self.dumps: Callable[[Any], bytes] = lambda obj: encode(obj).encode("utf-8")
+
+            def dump(obj: Any) -> bytes:
+                return encode(obj).encode("utf-8")
         else:
             user_dumps = json_dumps
 
-            def dumps(obj: Any) -> bytes:
+            def dump(obj: Any) -> bytes:
                 out = user_dumps(obj)
                 return out if isinstance(out, bytes) else out.encode("utf-8")
 
-            self.dumps = dumps
+        def dumps(obj: Any) -> bytes:
+            try:
+                return dump(obj)
+            except (TypeError, ValueError) as exc:  # unserialisable value, circular reference
+                raise InvalidResponse(f"cannot encode the answer as JSON: {exc}") from exc
+
+        self.dumps = dumps
 
     def render(
         self,
