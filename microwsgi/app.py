@@ -305,6 +305,8 @@ class Server:
         """Wrap a `next` so middleware gets errors back as answers instead of exceptions."""
 
         def guarded(request: dict[str, Any]) -> Any:
+            if type(request) is not Request:  # a copy made by middleware: keep the lazy keys
+                request = Request(request)
             try:
                 return inner(request)
             except Exception as exc:
@@ -319,14 +321,15 @@ class Server:
 
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point; wrap this attribute to add WSGI middleware around the app."""
-        if not self._ready:
-            self._compile()
         environ[SERVER_KEY] = self
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO") or "/"
         request = Request(verb=method, path=path, params={}, environ=environ)
         route = self._not_found
         try:
+            if not self._ready:
+                self._compile()
+                route = self._not_found  # now wrapped in the before-all middleware
             if not path.isascii():
                 path = request["path"] = decode_path(path)
             found = self._router.find(path)
@@ -389,11 +392,12 @@ class Server:
         elif isinstance(exc, HTTPException) and exc.code:
             error = HTTPError(exc.code, exc.description)
         else:
-            if not logged:
-                self._log_exception(request, exc, label)
             error = HTTPError(500)
             error.__cause__ = exc
         handler, argument = self._find_error_handler(error, exc)
+        if error.__cause__ is exc and argument is error and not logged:
+            # Unexpected: no handler claimed this exception class, so it is a bug to log.
+            self._log_exception(request, exc, label)
         if handler is not None:
             try:
                 rv = handler(request, argument)
