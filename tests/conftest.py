@@ -7,20 +7,15 @@ library's `wsgiref.validate.validator` in between, so both checkers see every an
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+import webtest
 from werkzeug.test import create_environ
 
 from microwsgi import Server
-
-with warnings.catch_warnings():
-    # WebOb, under WebTest, still imports the deprecated cgi module on Python < 3.13.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import webtest
 
 
 class WSGICall:

@@ -1,0 +1,86 @@
+"""gunicorn settings for running a microwsgi app in production.
+
+Use it as ``gunicorn -c deploy/gunicorn.conf.py app:server`` (the app module is given on the command
+line, or by ``MICROWSGI_APP``). Every value below can be changed without editing this file, through
+the environment variable named next to it, and anything given on gunicorn's command line wins over
+this file. The values are chosen for an app behind nginx on the same host (deploy/nginx.conf).
+"""
+
+import multiprocessing
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+# The app to serve when none is given on the command line (gunicorn's own `wsgi_app` setting).
+wsgi_app = os.environ.get("MICROWSGI_APP") or None
+
+# Loopback by default: nginx on the same host is the only client. In a container or on an app host
+# behind a separate load balancer, bind the private interface instead (the Dockerfile sets 0.0.0.0).
+# Under systemd socket activation (deploy/microwsgi-app.socket) gunicorn uses the inherited socket
+# and this value is ignored.
+bind = [os.environ.get("MICROWSGI_BIND", "127.0.0.1:8000")]
+
+# The classic 2 x CPUs + 1 for the sync worker: while one process waits on I/O another one has the
+# CPU. WEB_CONCURRENCY is the name gunicorn and most hosting platforms already use for this.
+workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
+
+# "sync" (one request per process at a time) is the safest default behind nginx, which buffers slow
+# clients so a process is never tied up by one. "gthread" adds threads per process and keeps
+# connections alive: choose it for apps that wait on other services, or to let nginx reuse its
+# upstream connections (the upstream `keepalive` in deploy/nginx.conf).
+worker_class = os.environ.get("MICROWSGI_WORKER_CLASS", "sync")
+threads = _env_int("MICROWSGI_THREADS", 4 if worker_class == "gthread" else 1)
+
+# A worker silent for this long is killed and replaced: it is stuck, and a stuck worker serves no
+# one. Keep it above the slowest legitimate request and below nginx's proxy_read_timeout (60 s).
+timeout = _env_int("MICROWSGI_TIMEOUT", 30)
+
+# On SIGTERM or a reload, workers get this long to finish the requests in flight. The systemd
+# unit's TimeoutStopSec is a little longer, so systemd never kills a shutdown that is on time.
+graceful_timeout = _env_int("MICROWSGI_GRACEFUL_TIMEOUT", 30)
+
+# Idle keep-alive connections (gthread only; the sync worker closes after each response). Longer
+# than nginx's upstream keepalive_timeout (60 s) so that nginx, not gunicorn, closes an idle
+# connection: otherwise nginx may send a request on a socket gunicorn is just closing.
+keepalive = _env_int("MICROWSGI_KEEPALIVE", 65)
+
+# Replace each worker after about this many requests, so a slow leak in the app (or a library)
+# cannot grow without bound. The jitter keeps all workers from restarting at the same moment.
+max_requests = _env_int("MICROWSGI_MAX_REQUESTS", 1000)
+max_requests_jitter = _env_int("MICROWSGI_MAX_REQUESTS_JITTER", 100)
+
+# Who may set X-Forwarded-Proto (and so make a request https) and the other forwarded headers
+# gunicorn reads itself: nginx on this host. Behind a load balancer on another machine, put its
+# address here. The app's own `Server(trusted_proxies=N)` decides about X-Forwarded-For/Host.
+forwarded_allow_ips = os.environ.get("MICROWSGI_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Access log on stdout (journald or `docker logs` collect it), errors on stderr. %(M)s is the
+# request time in milliseconds, the figure to watch; the forwarded-for header names the real
+# client, since the peer address %(h)s is nginx's.
+accesslog = os.environ.get("MICROWSGI_ACCESS_LOG", "-")
+errorlog = os.environ.get("MICROWSGI_ERROR_LOG", "-")
+loglevel = os.environ.get("MICROWSGI_LOG_LEVEL", "info")
+access_log_format = (
+    '%(h)s "%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s"'
+)
+
+# Workers signal that they are alive through a temporary file; on a container's overlay
+# filesystem such writes can block, so use memory when it is there.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# Not preloaded: each worker imports the app itself, so `kill -HUP` (systemctl reload) picks up
+# new code. Set MICROWSGI_PRELOAD=1 to import once in the master and share memory instead.
+preload_app = os.environ.get("MICROWSGI_PRELOAD", "") == "1"
+
+# gunicorn 25.1 and later open a control socket for `gunicornc`, by default in ~/.gunicorn/: a
+# path every gunicorn of the same user shares (a second instance takes it over) and that the
+# systemd unit's ProtectHome makes unwritable. Off unless a path of its own is given, such as the
+# /run/microwsgi-app/gunicorn.ctl that deploy/microwsgi-app.service sets up. (Older gunicorn
+# ignores both settings.)
+control_socket = os.environ.get("MICROWSGI_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket

@@ -1,0 +1,67 @@
+"""Each example runs both ways its docstring says: `python examples/NAME.py` and under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    EXAMPLES,
+    REPO,
+    START_TIMEOUT,
+    Gunicorn,
+    accepts_connections,
+    fetch,
+    free_port,
+    stop_process,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+# One request per example that shows it is up and answering with its own routes.
+EXAMPLE_REQUESTS = [
+    pytest.param("hello", "/hello/ada", 200, id="hello"),
+    pytest.param("todos", "/todos", 200, id="todos"),
+    pytest.param("auth", "/me", 401, id="auth"),
+    pytest.param("mounted", "/flask/", 200, id="mounted"),
+    pytest.param("streaming", "/count?n=2", 200, id="streaming"),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "status"), EXAMPLE_REQUESTS)
+def test_runs_on_the_built_in_server(tmp_path: Path, name: str, path: str, status: int) -> None:
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    output = tmp_path / "output.log"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / f"{name}.py")], env=env, stdout=sink, stderr=sink
+        )
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"examples/{name}.py exited:\n{output.read_text()}")
+            return accepts_connections(port)
+
+        wait_until(up, START_TIMEOUT, f"examples/{name}.py to listen")
+        assert fetch(port, path).status == status
+    finally:
+        # The built-in server stops cleanly on SIGTERM, as under a process manager.
+        code = stop_process(proc, signal.SIGTERM)
+    assert code == 0, output.read_text()
+
+
+@pytest.mark.parametrize(("name", "path", "status"), EXAMPLE_REQUESTS)
+def test_runs_under_gunicorn(
+    gunicorn: Callable[..., Gunicorn], name: str, path: str, status: int
+) -> None:
+    app = gunicorn(f"{name}:server", chdir=EXAMPLES)
+    assert fetch(app.port, path).status == status

@@ -1,0 +1,110 @@
+"""microwsgi apps under the real gunicorn (sync and gthread) with deploy/gunicorn.conf.py."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import DEPLOY, EXAMPLES, REPO, Gunicorn, Response, fetch, wait_until
+
+pytestmark = pytest.mark.e2e
+
+StartGunicorn = Callable[..., Gunicorn]
+WORKERS = [
+    pytest.param({"worker_class": "sync"}, id="sync"),
+    pytest.param({"worker_class": "gthread", "threads": 2}, id="gthread"),
+]
+
+
+def test_shipped_config_passes_check_config() -> None:
+    command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
+    command += ["--check-config", "--chdir", str(EXAMPLES), "todos:server"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("options", WORKERS)
+def test_serves_the_examples(gunicorn: StartGunicorn, options: dict[str, Any]) -> None:
+    hello = gunicorn("hello:server", chdir=EXAMPLES, **options)
+    assert fetch(hello.port, "/hello/ada").json() == {"message": "Hello, ada!"}
+
+    todos = gunicorn("todos:server", chdir=EXAMPLES, **options)
+    created = fetch(todos.port, "/todos", method="POST", body=b'{"title": "deploy"}')
+    assert created.status == 201
+    todo = created.json()
+    assert fetch(todos.port, f"/todos/{todo['id']}").json() == todo
+    assert fetch(todos.port, "/todos/999").status == 404
+
+
+def test_gthread_keeps_the_connection_alive(gunicorn: StartGunicorn) -> None:
+    app = gunicorn("backend_app:server", worker_class="gthread", threads=2)
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
+    try:
+        answers = [fetch(app.port, "/id", conn=conn) for _ in range(5)]
+    finally:
+        conn.close()
+    assert [a.status for a in answers] == [200] * 5
+    assert all(a.headers.get("Connection", "").lower() != "close" for a in answers)
+    # The app saw every request come from one client port: one TCP connection carried them all.
+    assert len({a.json()["remote_port"] for a in answers}) == 1
+
+
+def test_sync_worker_closes_after_each_response(gunicorn: StartGunicorn) -> None:
+    app = gunicorn("backend_app:server", worker_class="sync")
+    assert fetch(app.port, "/id").headers["Connection"].lower() == "close"
+
+
+@pytest.mark.parametrize("options", WORKERS)
+def test_raising_handler_gives_500_and_worker_keeps_serving(
+    gunicorn: StartGunicorn, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
+    pid = fetch(app.port, "/id").json()["pid"]
+
+    failed = fetch(app.port, "/boom")
+    assert failed.status == 500
+    assert b"a bug in a handler" not in failed.body
+    assert b"Traceback" not in failed.body
+
+    after = fetch(app.port, "/id")
+    assert after.status == 200
+    assert after.json()["pid"] == pid  # the same worker, not a replacement
+    assert "RuntimeError: a bug in a handler" in app.log()
+
+
+@pytest.mark.parametrize("options", WORKERS)
+def test_sigterm_finishes_the_request_in_flight(
+    gunicorn: StartGunicorn, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
+    marker = tmp_path / "in-flight"
+    result: list[Response | BaseException] = []
+
+    def slow_request() -> None:
+        try:
+            result.append(fetch(app.port, f"/slow?seconds=1.5&marker={marker}"))
+        except BaseException as exc:  # handed to the test thread, which reports it
+            result.append(exc)
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    try:
+        wait_until(marker.exists, 10, "the slow request to reach the handler")
+        assert app.proc is not None
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(15) == 0
+    finally:
+        client.join(15)
+    assert len(result) == 1
+    answer = result[0]
+    assert isinstance(answer, Response), answer
+    assert (answer.status, answer.body) == (200, b"finished")
+    assert "Handling signal: term" in app.log()
