@@ -166,39 +166,49 @@ def _check_headers(headers: Any) -> Headers:
     return checked
 
 
+def _json_failure(exc: Exception) -> InvalidResponse:
+    # An unserialisable value or a circular reference is the handler's mistake: name it.
+    return InvalidResponse(f"cannot encode the answer as JSON: {exc}")
+
+
+def _default_dumps() -> Callable[[Any], bytes]:
+    encode = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), default=json_default
+    ).encode
+
+    def dumps(obj: Any) -> bytes:
+        try:
+            return encode(obj).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise _json_failure(exc) from exc
+
+    return dumps
+
+
+def _user_dumps(user_dumps: Callable[[Any], str | bytes]) -> Callable[[Any], bytes]:
+    def dumps(obj: Any) -> bytes:
+        try:
+            out = user_dumps(obj)
+        except (TypeError, ValueError) as exc:
+            raise _json_failure(exc) from exc
+        return out if isinstance(out, bytes) else out.encode("utf-8")
+
+    return dumps
+
+
 class Renderer:
     """Turns return values into WSGI answers; one per Server (it owns the JSON encoder)."""
 
     def __init__(self, json_dumps: Callable[[Any], str | bytes] | None = None) -> None:
-        self.dumps: Callable[[Any], bytes]
-        if json_dumps is None:
-            encode = json.JSONEncoder(
-                ensure_ascii=False, separators=(",", ":"), default=json_default
-            ).encode
-
-            def dump(obj: Any) -> bytes:
-                return encode(obj).encode("utf-8")
-        else:
-            user_dumps = json_dumps
-
-            def dump(obj: Any) -> bytes:
-                out = user_dumps(obj)
-                return out if isinstance(out, bytes) else out.encode("utf-8")
-
-        def dumps(obj: Any) -> bytes:
-            try:
-                return dump(obj)
-            except (TypeError, ValueError) as exc:  # unserialisable value, circular reference
-                raise InvalidResponse(f"cannot encode the answer as JSON: {exc}") from exc
-
-        self.dumps = dumps
+        self.dumps: Callable[[Any], bytes] = (
+            _default_dumps() if json_dumps is None else _user_dumps(json_dumps)
+        )
 
     def render(
         self,
         rv: Any,
         environ: dict[str, Any],
         start_response: StartResponse,
-        default_status: int = 200,
     ) -> Iterable[bytes]:
         """Answer `rv` through `start_response`; returns the body iterable."""
         kind = type(rv)
@@ -210,9 +220,9 @@ class Renderer:
             body = rv.encode("utf-8")
             ctype = TEXT_TYPE
         else:
-            return self._render_general(rv, environ, start_response, default_status)
+            return self._render_general(rv, environ, start_response)
         start_response(
-            status_line(default_status),
+            "200 OK",
             [("Content-Type", ctype), ("Content-Length", str(len(body)))],
         )
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
@@ -222,9 +232,8 @@ class Renderer:
         rv: Any,
         environ: dict[str, Any],
         start_response: StartResponse,
-        default_status: int,
     ) -> Iterable[bytes]:
-        status, headers, payload = self.cast(rv, default_status)
+        status, headers, payload = self.cast(rv)
         if not isinstance(payload, (list, StreamBody)):
             return payload(environ, start_response)
         start_response(status_line(status), headers)
@@ -234,9 +243,7 @@ class Renderer:
             return []
         return payload
 
-    def cast(
-        self, rv: Any, default_status: int = 200
-    ) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+    def cast(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
         """Split any valid return value into status, headers and a body (or a WSGI answer)."""
         extra: Headers | None = None
         if type(rv) is tuple:
@@ -249,13 +256,13 @@ class Renderer:
             if len(rv) == 3:
                 extra = _check_headers(rv[2])
         else:
-            body, status = rv, default_status
+            body, status = rv, 200
         if isinstance(body, (Response, Delegate)):
             if type(rv) is tuple:
                 raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
             return getattr(body, "status_code", status), [], body
         payload, ctype = self._cast_body(body)
-        if body is None and type(rv) is not tuple and default_status == 200:
+        if body is None and type(rv) is not tuple:
             status = 204
         return status, _finish_headers(status, ctype, payload, extra), payload
 
