@@ -1,0 +1,134 @@
+"""Helpers for the live server tests: a server on a free 127.0.0.1 port, a raw-bytes client.
+
+The client speaks HTTP/1.1 by hand (bytes out, a small response reader in) so tests can send
+exactly the malformed, pipelined or half-finished requests they are about.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from microwsgi.server import DevServer
+
+TIMEOUT = 5.0
+
+
+def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = b'{"message": "hello"}'
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Answers with the request body, and the method and path in headers."""
+    body = environ["wsgi.input"].read()
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("X-Path", environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")),
+            ("X-Method", environ["REQUEST_METHOD"]),
+        ],
+    )
+    return [body]
+
+
+@contextlib.contextmanager
+def serving(
+    app: Callable[..., Any], host: str = "127.0.0.1", **options: Any
+) -> Iterator[DevServer]:
+    options.setdefault("access_log", False)
+    server = DevServer(app, host, 0, **options).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class Client:
+    """One raw TCP connection to the server under test."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.rfile = self.sock.makefile("rb")
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, data: bytes, head: bool = False) -> Response:
+        self.send(data)
+        return self.response(head=head)
+
+    def response(self, head: bool = False) -> Response:
+        line = self.rfile.readline()
+        if not line:
+            raise EOFError("connection closed before a response")
+        version, status, reason = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        assert version == "HTTP/1.1", line
+        headers = []
+        while (field := self.rfile.readline()) not in (b"\r\n", b""):
+            name, _, value = field.decode("latin-1").partition(":")
+            headers.append((name, value.strip()))
+        response = Response(int(status), reason, headers, b"")
+        code = response.status
+        if head or code in (204, 304) or 100 <= code < 200:
+            return response
+        if (response.header("Transfer-Encoding") or "").lower() == "chunked":
+            response.body = self._chunked()
+        elif (length := response.header("Content-Length")) is not None:
+            response.body = self.rfile.read(int(length))
+        else:
+            response.body = self.rfile.read()
+        return response
+
+    def _chunked(self) -> bytes:
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b""):
+                    pass
+                return body
+            body += self.rfile.read(size)
+            assert self.rfile.read(2) == b"\r\n"
+
+    def closed(self) -> bool:
+        """True when the server has closed the connection (EOF or reset) within the timeout."""
+        try:
+            return self.rfile.read(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def get(path: str = "/", host: str = "t", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
