@@ -27,7 +27,7 @@ from .files import static_handler
 from .request import SERVER_KEY, Request, close_uploads, decode_path
 from .response import Delegate, InvalidResponse, Renderer, StartResponse, WSGIResponse
 from .routing import ANY_VERB, VERBS, Router, parse_spec
-from .server import serve
+from .server import BindError, serve
 
 __all__ = ["Handler", "Middleware", "Server"]
 
@@ -443,7 +443,11 @@ class Server:
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
         """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
-        serve(self, host=host, port=port, listen_msg=listen_msg, **options)
+        try:
+            serve(self, host=host, port=port, listen_msg=listen_msg, **options)
+        except BindError as exc:
+            # A script's user needs the reason, not a traceback through the server's internals.
+            raise SystemExit(f"microwsgi: {exc}") from None
 
 
 def _with_exc_info(start_response: StartResponse) -> StartResponse:

@@ -433,6 +433,23 @@ def test_seed_start_server_prints_the_address_and_serves(tmp_path: Path) -> None
         proc.communicate()
 
 
+def test_seed_start_server_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "seed_app.py"
+    busy = bind("127.0.0.1", 0)
+    port = busy.getsockname()[1]
+    script.write_text(
+        START_SERVER_SCRIPT.format(root=str(ROOT)).replace('"127.0.0.1", 0', f'"127.0.0.1", {port}')
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        busy.close()
+    assert done.returncode == 1
+    assert done.stderr == f"microwsgi: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
 def test_shutdown_of_a_server_that_never_ran_releases_the_port() -> None:
     server = DevServer(hello_app, "127.0.0.1", 0, access_log=False)
     port = server.port
