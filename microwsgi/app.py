@@ -332,9 +332,12 @@ class Server:
                 route = self._not_found  # now wrapped in the before-all middleware
             if not path.isascii():
                 path = request["path"] = decode_path(path)
-            found = self._router.find(path)
-            if found is not None:
-                resource, request["params"] = found
+            resource = self._router.static.get(path)
+            if resource is None:
+                found = self._router.find(path)
+                if found is not None:
+                    resource, request["params"] = found
+            if resource is not None:
                 route = resource.dispatch.get(method) or resource.fallback  # type: ignore[assignment]
             if environ.get("CONTENT_LENGTH"):
                 self._check_length(environ["CONTENT_LENGTH"])

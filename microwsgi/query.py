@@ -17,24 +17,28 @@ __all__ = ["QueryDict", "parse_query"]
 class QueryDict(dict[str, str]):
     """First value per key; `getlist` for all values of a repeated key."""
 
+    # No __init__: building one stays a C call. Repeated keys are rare, so their lists live
+    # in an attribute created by the first repeat only.
     __slots__ = ("_repeats",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._repeats: dict[str, list[str]] = {}
+    _repeats: dict[str, list[str]]
 
     def add(self, key: str, value: str) -> None:
         """Record one more ``key=value`` pair, keeping the first value as the dict value."""
         if key not in self:
             self[key] = value
-        elif key in self._repeats:
-            self._repeats[key].append(value)
+            return
+        repeats: dict[str, list[str]] | None = getattr(self, "_repeats", None)
+        if repeats is None:
+            repeats = {}
+            self._repeats = repeats
+        if key in repeats:
+            repeats[key].append(value)
         else:
-            self._repeats[key] = [self[key], value]
+            repeats[key] = [self[key], value]
 
     def getlist(self, key: str) -> list[str]:
         """Every value given for `key`, in order (``[]`` when absent)."""
-        repeated = self._repeats.get(key)
+        repeated = getattr(self, "_repeats", {}).get(key)
         if repeated is not None:
             return list(repeated)
         return [self[key]] if key in self else []
@@ -63,5 +67,8 @@ def parse_query(raw: str) -> QueryDict:
     for pair in raw.split("&"):
         if pair:
             key, _, value = pair.partition("=")
-            query.add(key, value)
+            if key in query:
+                query.add(key, value)
+            else:
+                query[key] = value
     return query

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["LAZY_KEYS", "Request", "close_uploads", "decode_path"]
 
 SERVER_KEY = "microwsgi.server"
+_decode_json = json.JSONDecoder().decode
 
 
 def decode_path(raw: str) -> str:
@@ -105,12 +106,15 @@ def _max_body_size(request: Request) -> int | None:
 def _data(request: Request) -> bytes:
     environ = _environ(request)
     limit = _max_body_size(request)
-    length = request["content_length"]
+    length = _content_length(request)
     if limit is not None and length is not None and length > limit:
         raise HTTPError(413, f"request body is larger than {limit} bytes")
     if length is not None and not environ.get("wsgi.input_terminated"):
         # The common case: the server framed the body by Content-Length; read exactly that.
-        return environ["wsgi.input"].read(length)  # type: ignore[no-any-return]
+        data: bytes = environ["wsgi.input"].read(length)
+        if len(data) != length:
+            raise HTTPError(400, f"request body ended after {len(data)} of {length} bytes")
+        return data
     return _read_terminated(environ["wsgi.input"], limit)
 
 
@@ -156,10 +160,16 @@ def _is_json(mimetype: str) -> bool:
 
 
 def _json(request: Request) -> Any:
-    if not _is_json(_mimetype_and_options(request)[0]):
+    ctype = request["environ"].get("CONTENT_TYPE", "")
+    if ctype != "application/json" and not _is_json(_parse_content_type(ctype)[0]):
         return None
     try:
-        return json.loads(request["data"])
+        data = request["data"]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # UTF-16/32 JSON, which json.loads detects from the bytes
+            return json.loads(data)
+        return _decode_json(text)
     except ValueError as exc:
         raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
 

@@ -109,13 +109,15 @@ class Router(Generic[T]):
     """Maps path patterns to targets; `find(path)` returns ``(target, params)`` or None."""
 
     def __init__(self) -> None:
-        self._static: dict[str, T] = {}
+        # Parameterless patterns, by full path: public so the app's hot path can look up the
+        # commonest routes without a call.
+        self.static: dict[str, T] = {}
         self._root: _Node[T] = _Node()
 
     def get(self, pattern: str) -> T | None:
         """The target already registered for exactly this pattern, if any."""
         if is_static(pattern):
-            return self._static.get(pattern)
+            return self.static.get(pattern)
         node = self._root
         for segment in _segments(pattern):
             if segment.startswith("*"):
@@ -132,7 +134,7 @@ class Router(Generic[T]):
         if self.get(pattern) is not None:
             raise ValueError(f"route {label!r}: pattern {pattern!r} is already registered")
         if is_static(pattern):
-            self._static[pattern] = target
+            self.static[pattern] = target
             return
         node = self._root
         names: list[str] = []
@@ -159,37 +161,33 @@ class Router(Generic[T]):
 
     def find(self, path: str) -> tuple[T, dict[str, str]] | None:
         """Match a decoded request path; parameters come back as a fresh dict."""
-        target = self._static.get(path)
+        target = self.static.get(path)
         if target is not None:
             return target, {}
         if path[:1] != "/":
             return None
-        segments = _segments(path)
-        # Greedy descent: the first branch a depth-first search would try. It succeeds for
-        # almost every real request; only a dead end needs the backtracking walk.
         node = self._root
-        values: list[str] = []
-        for index, segment in enumerate(segments):
+        params: dict[str, str] = {}
+        # Greedy descent: the branch a depth-first search tries first. It succeeds for almost
+        # every real request; a dead end or a catch-all falls back to the backtracking walk.
+        for segment in path[1:].split("/"):
             child = node.static.get(segment)
             if child is None:
-                if node.param is not None and segment:
-                    values.append(segment)
-                    child = node.param
-                elif node.catchall is not None:
-                    values.append("/".join(segments[index:]))
-                    return node.catchall, dict(zip(node.catchall_names, values, strict=True))
-                else:
+                child = node.param
+                if child is None or not segment:
                     break
+                params[node.param_name] = segment  # type: ignore[index]
             node = child
         else:
             if node.target is not None:
-                return node.target, dict(zip(node.names, values, strict=True))
-        values.clear()
+                return node.target, params
+        segments = _segments(path)
+        values: list[str] = []
         found = self._walk(self._root, segments, 0, values)
         if found is None:
             return None
         target, names = found
-        return target, dict(zip(names, values, strict=True))
+        return target, dict(zip(names, values, strict=False))
 
     def _walk(
         self, node: _Node[T], segments: list[str], index: int, values: list[str]
@@ -215,7 +213,7 @@ class Router(Generic[T]):
 
     def targets(self) -> Iterator[T]:
         """Every registered target (used to compile dispatch tables)."""
-        yield from self._static.values()
+        yield from self.static.values()
         stack = [self._root]
         while stack:
             node = stack.pop()
