@@ -1,0 +1,149 @@
+"""The one command: ``python -m benchmarks [--quick] [--sections ...]``.
+
+Runs the sections in order (1 in-process dispatch, 2 router scale, 3 gunicorn + wrk, 4 the
+development server), prints the markdown report (the README's performance section) and writes
+it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw figures. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.apps import FRAMEWORKS
+from benchmarks.devserver_hook import run_devserver
+from benchmarks.inprocess import run_dispatch, run_scale
+from benchmarks.report import machine_info, render
+from benchmarks.wire import run_wire, wrk_path
+
+SECTIONS = ("dispatch", "scale", "wire", "devserver")
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+
+# Full run: ~2 minutes in-process, ~4 minutes over the wire, ~1 minute for the dev server.
+FULL: dict[str, Any] = {
+    "rounds": 7,
+    "round_time": 0.2,
+    "sizes": (10, 100, 1_000, 10_000),
+    "scale_frameworks": ("microwsgi", "falcon", "bottle", "flask"),
+    "wire_frameworks": FRAMEWORKS,
+    "wire_workers": ("sync", "gthread"),
+    "wire_cases": ("static JSON", "params + query"),
+    "wire_rounds": 5,
+    "duration": 2,
+    "devserver_duration": 5,
+}
+# --quick: every section runs, for a fraction of a second each (the smoke test uses it).
+QUICK: dict[str, Any] = {
+    "rounds": 2,
+    "round_time": 0.01,
+    "sizes": (10, 1_000),
+    "scale_frameworks": ("microwsgi", "falcon"),
+    "wire_frameworks": ("bare", "microwsgi"),
+    "wire_workers": ("gthread",),
+    "wire_cases": ("static JSON",),
+    "wire_rounds": 1,
+    "duration": 1,
+    "devserver_duration": 1,
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="microwsgi's benchmark suite (issue 6)."
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny runs, for the smoke test")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument(
+        "--frameworks",
+        default=",".join(FRAMEWORKS),
+        help="comma-separated subset of frameworks, for every section (default: all)",
+    )
+    parser.add_argument("--rounds", type=int, help="in-process rounds per app")
+    parser.add_argument("--round-time", type=float, help="seconds per in-process round")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run and dev-server run")
+    parser.add_argument("--wire-rounds", type=int, help="wrk runs per framework and case")
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="markdown file to write")
+    parser.add_argument("--no-write", action="store_true", help="print only, write no file")
+    parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
+    args = parser.parse_args(argv)
+    args.sections = [s for s in args.sections.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    args.frameworks = [f for f in args.frameworks.split(",") if f]
+    if set(args.frameworks) - set(FRAMEWORKS):
+        parser.error(f"frameworks must be among {', '.join(FRAMEWORKS)}")
+    return args
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Run the chosen sections; return every figure plus the machine description."""
+    plan = dict(QUICK if args.quick else FULL)
+    overrides = {
+        "rounds": args.rounds,
+        "round_time": args.round_time,
+        "duration": args.duration,
+        "devserver_duration": args.duration,
+        "wire_rounds": args.wire_rounds,
+    }
+    plan.update({key: value for key, value in overrides.items() if value is not None})
+    for key in ("scale_frameworks", "wire_frameworks"):
+        plan[key] = tuple(f for f in plan[key] if f in args.frameworks)
+    results: dict[str, Any] = {"machine": machine_info(command, wrk_path()), "plan": plan}
+    started = time.monotonic()
+    if "dispatch" in args.sections:
+        _log("1/4 in-process dispatch ...")
+        results["dispatch"] = run_dispatch(args.frameworks, plan["rounds"], plan["round_time"])
+    if "scale" in args.sections:
+        _log("2/4 router scale ...")
+        results["scale"] = run_scale(
+            plan["scale_frameworks"], plan["sizes"], plan["rounds"], plan["round_time"]
+        )
+    if "wire" in args.sections:
+        _log("3/4 gunicorn + wrk ...")
+        results["wire"] = run_wire(
+            plan["wire_frameworks"],
+            plan["wire_workers"],
+            plan["wire_cases"],
+            duration=plan["duration"],
+            rounds=plan["wire_rounds"],
+        )
+    if "devserver" in args.sections:
+        _log("4/4 development server ...")
+        results["devserver"] = run_devserver(plan["devserver_duration"])
+    _log(f"done in {time.monotonic() - started:.0f} s")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    shown = list(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks", *shown])
+    results = run(args, command)
+    markdown = render(results)
+    print(markdown)
+    if not args.no_write:
+        args.output.write_text(markdown, encoding="utf-8")
+        _log(f"wrote {args.output}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        _log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The benchmark suite (benchmarks/) runs and produces well-formed results, so it never rots.
+
+Each section runs through the real command (``python -m benchmarks --quick``) for a fraction
+of a second. Nothing here asserts a speed: only that every figure exists, is positive, and that
+every app gave the right answer before it was timed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FRAMEWORKS = {"bare", "microwsgi", "falcon", "bottle", "flask"}
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The benchmarks package, importable from the repository root."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    import benchmarks.apps
+    import benchmarks.inprocess
+    import benchmarks.wire
+
+    return benchmarks
+
+
+def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
+    """Run one section in quick mode; return its raw JSON results and the markdown written."""
+    out_json = tmp_path / "results.json"
+    out_md = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--sections",
+            section,
+            "--output",
+            str(out_md),
+            "--json",
+            str(out_json),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    markdown = out_md.read_text(encoding="utf-8")
+    assert markdown in done.stdout  # the printed report is the file, for the README
+    return json.loads(out_json.read_text(encoding="utf-8")), markdown
+
+
+def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None:
+    results, markdown = run_quick(tmp_path, "dispatch")
+    section = results["dispatch"]
+    assert section["skipped"] == {}
+    cases = {"static JSON", "params + query", "JSON POST"}
+    assert {(row["case"], row["framework"]) for row in section["rows"]} == {
+        (case, fw) for case in cases for fw in FRAMEWORKS
+    }
+    for row in section["rows"]:
+        assert row["best_ns"] > 0 and row["median_ns"] >= row["best_ns"]
+        assert row["vs_bare"] > 0 and row["vs_falcon"] > 0
+        assert row["per_sec"] == pytest.approx(1e9 / row["best_ns"])
+    machine = results["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["python"].startswith("CPython")
+    for heading in ("## Performance", "### Targets (issue 6)", "### 1. In-process dispatch"):
+        assert heading in markdown
+    assert "static JSON vs Falcon" in markdown
+
+
+def test_router_scale_reports_each_size_relative_to_the_smallest(tmp_path: Path) -> None:
+    results, markdown = run_quick(tmp_path, "scale")
+    section = results["scale"]
+    sizes = section["sizes"]
+    assert len(sizes) >= 2 and sizes == sorted(sizes)
+    microwsgi = {row["routes"]: row for row in section["rows"] if row["framework"] == "microwsgi"}
+    assert set(microwsgi) == set(sizes)
+    assert microwsgi[sizes[0]]["vs_smallest"] == pytest.approx(1.0)
+    assert all(row["vs_smallest"] > 0 and row["build_s"] >= 0 for row in section["rows"])
+    assert "### 2. Router scale" in markdown
+
+
+def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
+    results, markdown = run_quick(tmp_path, "wire")
+    section = results["wire"]
+    rows = {row["framework"]: row for row in section["rows"]}
+    assert set(rows) == {"bare", "microwsgi"}
+    for row in rows.values():
+        assert row["requests"] > 0 and row["requests_per_sec"] > 0
+        assert row["socket_errors"] == 0 and row["non_2xx"] == 0
+        assert row["cpu_us_per_request"] > 0
+    assert rows["bare"]["vs_bare"] == pytest.approx(1.0)
+    assert rows["bare"]["cpu_vs_bare"] == pytest.approx(1.0)
+    assert "### 3. Over the wire" in markdown
+
+
+def test_devserver_section_reports_the_teammate_benchmark(tmp_path: Path) -> None:
+    results, markdown = run_quick(tmp_path, "devserver")
+    section = results["devserver"]
+    if not (REPO_ROOT / "benchmarks" / "bench_devserver.py").exists():
+        assert "does not exist" in section["unavailable"]
+        pytest.skip("benchmarks/bench_devserver.py is not written yet")
+    assert isinstance(section.get("result"), dict) and section["result"]
+    assert "### 4. Development server" in markdown
+
+
+def test_route_table_has_the_measured_routes_last_and_no_duplicates(bench: Any) -> None:
+    for size in (3, 10, 100, 10_000):
+        table = bench.apps.route_table(size)
+        assert len(table) == size == len(set(table))
+        assert table[-3:] == list(bench.apps.MEASURED)
+    with pytest.raises(ValueError, match="at least 3"):
+        bench.apps.route_table(2)
+
+
+def test_a_wrong_answer_is_refused_before_timing(bench: Any) -> None:
+    def wrong(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"message": "Hello, world"}']
+
+    case = bench.inprocess.CASES_BY_NAME["static JSON"]
+    with pytest.raises(AssertionError, match="answered"):
+        bench.inprocess.verify(wrong, case)
+    bench.inprocess.verify(bench.apps.build_app("bare"), case)
+
+
+def test_wrk_report_is_parsed(bench: Any) -> None:
+    report = """Running 1s test @ http://127.0.0.1:1/hello
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.62ms  302.11us   6.02ms   90.12%
+    Req/Sec     4.93k   301.22     5.21k    80.00%
+  4911 requests in 1.00s, 0.87MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   4906.85
+Transfer/sec:      0.87MB
+"""
+    result = bench.wire.parse_wrk(report)
+    assert result.requests_per_sec == pytest.approx(4906.85)
+    assert (result.requests, result.socket_errors, result.non_2xx) == (4911, 3, 4)
+    assert result.latency_avg == "1.62ms"
