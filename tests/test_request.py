@@ -442,3 +442,21 @@ def test_requests_do_not_share_state(server: Server, app: webtest.TestApp) -> No
     assert app.get("/r/2").json == {"mark": 2, "params": {"n": "2"}}
     assert requests[0] is not requests[1]
     assert requests[0]["params"] is not requests[1]["params"]
+
+
+@pytest.mark.parametrize("length", ["abc", "-1"])
+def test_invalid_content_length_is_400_when_the_body_is_read(
+    server: Server, call_wsgi: Any, length: str
+) -> None:
+    server.register_handler("POST /b", lambda request: request["body"])
+    result = call_wsgi(server, "/b", method="POST", data=b"abc", environ={"CONTENT_LENGTH": length})
+    assert result.status.startswith("400")
+    assert "Content-Length" in json.loads(b"".join(result.body))["message"]
+
+
+def test_body_shorter_than_its_content_length_is_400(server: Server, call_wsgi: Any) -> None:
+    # A client that disconnects mid-body: what arrived is not handed over as the whole body.
+    server.register_handler("POST /b", lambda request: request["data"])
+    result = call_wsgi(server, "/b", method="POST", data=b"abc", environ={"CONTENT_LENGTH": "10"})
+    assert result.status.startswith("400")
+    assert json.loads(b"".join(result.body))["message"] == "request body ended after 3 of 10 bytes"
