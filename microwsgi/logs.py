@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from typing import IO
 
 __all__ = ["BatchingHandler", "ServerFormatter", "configure_logging"]
@@ -69,7 +70,9 @@ class BatchingHandler(logging.Handler):
         super().__init__()
         self.stream = stream
         self.interval = interval
-        self._lines: list[str] = []
+        # A deque: workers append (under the handler's lock) while the flusher pops under its
+        # own; deque operations are atomic, so no line appended mid-flush is lost.
+        self._lines: deque[str] = deque()
         self._write_lock = threading.Lock()
         self._pending = threading.Event()
         self._flusher = threading.Thread(target=self._run, name="microwsgi-log", daemon=True)
@@ -90,7 +93,8 @@ class BatchingHandler(logging.Handler):
 
     def flush(self) -> None:
         with self._write_lock:
-            lines, self._lines = self._lines, []
+            pending = self._lines
+            lines = [pending.popleft() for _ in range(len(pending))]
             if lines:
                 try:
                     self.stream.write("\n".join(lines) + "\n")
