@@ -4,7 +4,7 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
-from .response import make_response
+from .response import make_response, redirect
 from .server import serve
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "abort",
     "delete_cookie",
     "make_response",
+    "redirect",
     "send_file",
     "serve",
     "set_cookie",

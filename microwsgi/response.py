@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "WSGIResponse",
     "json_default",
     "make_response",
+    "redirect",
     "status_line",
 ]
 
@@ -321,6 +323,18 @@ def _finish_headers(
 
 
 _DEFAULT_RENDERER = Renderer()
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+def redirect(location: str, status: int = 302) -> tuple[str, int, Headers]:
+    """An answer sending the client to `location` (a path or an absolute URL).
+
+    Returned as a plain ``(body, status, headers)`` value, so middleware sees it like any other
+    answer. Non-ASCII in `location` is percent-encoded, as the Location header must be ASCII.
+    """
+    if status not in _REDIRECT_STATUSES:
+        raise ValueError(f"redirect status must be one of 301, 302, 303, 307, 308, got {status!r}")
+    return "", status, [("Location", iri_to_uri(location))]
 
 
 def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response:

@@ -21,7 +21,7 @@ import webtest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from microwsgi import Server, make_response
+from microwsgi import Server, make_response, redirect
 
 
 def serve(value: Any, **server_options: Any) -> webtest.TestApp:
@@ -475,3 +475,37 @@ def test_generator_failing_on_first_chunk_logs_its_traceback(
         response = webtest.TestApp(server).get("/s", status=500, expect_errors=True)
     assert "exploded" not in response.text
     assert any(r.exc_info and "generator exploded" in str(r.exc_info[1]) for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_sends_location_and_status(server: Server, status: int) -> None:
+    server.register_handler("GET /old", lambda request: redirect("/new", status))
+    response = webtest.TestApp(server).get("/old", status=status)
+    assert response.headers["Location"].endswith("/new")
+    assert response.headers["Content-Length"] == "0"
+
+
+def test_redirect_default_is_302_and_location_is_ascii(server: Server) -> None:
+    server.register_handler("GET /old", lambda request: redirect("/café?q=ü"))
+    response = webtest.TestApp(server).get("/old", status=302)
+    assert response.headers["Location"].endswith("/caf%C3%A9?q=%C3%BC")
+
+
+def test_redirect_refuses_a_status_that_is_not_a_redirect() -> None:
+    with pytest.raises(ValueError, match="redirect status"):
+        redirect("/x", 200)
+
+
+def test_redirect_is_a_plain_answer_that_middleware_can_decorate(server: Server) -> None:
+    def tag(next_handler: Any) -> Any:
+        def handler(request: dict[str, Any]) -> Any:
+            response = make_response(next_handler(request), request)
+            response.headers["X-Tag"] = "1"
+            return response
+
+        return handler
+
+    server.register_handler("GET /old", lambda request: redirect("https://example.com/"), tag)
+    response = webtest.TestApp(server).get("/old", status=302)
+    assert response.headers["Location"] == "https://example.com/"
+    assert response.headers["X-Tag"] == "1"
