@@ -334,7 +334,7 @@ class Server:
                 path = request["path"] = decode_path(path)
             resource = self._router.static.get(path)
             if resource is None:
-                found = self._router.find(path)
+                found = self._router.find_dynamic(path)
                 if found is not None:
                     resource, request["params"] = found
             if resource is not None:

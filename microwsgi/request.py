@@ -82,7 +82,7 @@ def _headers(request: Request) -> EnvironHeaders:
 
 
 def _query(request: Request) -> QueryDict:
-    return parse_query(_environ(request).get("QUERY_STRING", ""))
+    return parse_query(request["environ"].get("QUERY_STRING", ""))
 
 
 def _content_length(request: Request) -> int | None:

@@ -174,26 +174,20 @@ def _json_failure(exc: Exception) -> InvalidResponse:
 
 
 def _default_dumps() -> Callable[[Any], bytes]:
-    encode: Callable[[Any], str]
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # no C accelerator (PyPy...): the documented path
-        encode = json.JSONEncoder(
-            ensure_ascii=False, separators=(",", ":"), default=json_default
-        ).encode
-    else:
-        # JSONEncoder.encode builds this C encoder on every call, which costs more than
-        # encoding a small dict. Without the cycle check (markers=None) it keeps no state, so
-        # one is safe across threads; a cyclic answer then raises RecursionError instead.
-        iterencode = c_make_encoder(
-            None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-        )
-
-        def encode(obj: Any) -> str:
-            return "".join(iterencode(obj, 0))
+        encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
+        return _user_dumps(encoder.encode)
+    # JSONEncoder.encode builds this C encoder on every call, which costs more than encoding a
+    # small dict. Without the cycle check (markers=None) it keeps no state, so one is safe
+    # across threads; a cyclic answer then raises RecursionError instead.
+    iterencode = c_make_encoder(
+        None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
 
     def dumps(obj: Any) -> bytes:
         try:
-            return encode(obj).encode("utf-8")
+            return "".join(iterencode(obj, 0)).encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
             raise _json_failure(exc) from exc
 

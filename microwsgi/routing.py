@@ -164,6 +164,10 @@ class Router(Generic[T]):
         target = self.static.get(path)
         if target is not None:
             return target, {}
+        return self.find_dynamic(path)
+
+    def find_dynamic(self, path: str) -> tuple[T, dict[str, str]] | None:
+        """`find` for a path already known not to be a parameterless route."""
         if path[:1] != "/":
             return None
         node = self._root

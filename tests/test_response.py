@@ -509,3 +509,22 @@ def test_redirect_is_a_plain_answer_that_middleware_can_decorate(server: Server)
     response = webtest.TestApp(server).get("/old", status=302)
     assert response.headers["Location"] == "https://example.com/"
     assert response.headers["X-Tag"] == "1"
+
+
+def test_json_without_the_c_accelerator_follows_the_same_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json.encoder
+    import uuid
+
+    from microwsgi.response import InvalidResponse, Renderer
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    dumps = Renderer().dumps
+    value = {"name": "café", "id": uuid.UUID(int=1), "items": [1, 2]}
+    assert (
+        dumps(value)
+        == '{"name":"café","id":"00000000-0000-0000-0000-000000000001","items":[1,2]}'.encode()
+    )
+    with pytest.raises(InvalidResponse, match="JSON"):
+        dumps({"bad": object()})
