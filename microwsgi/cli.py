@@ -1,7 +1,7 @@
 """The `microwsgi` command: `microwsgi run module:attr` serves any WSGI callable.
 
     microwsgi run app:server --port 8000 --reload
-    python -m microwsgi run examples.todo:server
+    python -m microwsgi run examples.todos:server
 
 This module owns argument parsing, importing `module:attr` (from the working directory, as
 `python -m` would) and turning the failures a user can cause (a module that does not import,
