@@ -5,7 +5,7 @@ Also served by gunicorn as is: `gunicorn --chdir examples hello:server`.
 
 import os
 
-from microwsgi import Server
+from microwsgi import Server, abort
 
 server = Server()
 
@@ -18,8 +18,10 @@ def hello(request):
 @server.register("GET /hello/:name")
 def hello_name(request):
     name = request["params"]["name"]
-    times = int(request["query"].get("n", 1))
-    return {"message": " ".join([f"Hello, {name}!"] * times)}
+    n = request["query"].get("n", "1")
+    if not n.isdigit() or not 1 <= int(n) <= 100:
+        abort(400, "n must be a whole number from 1 to 100")
+    return {"message": " ".join([f"Hello, {name}!"] * int(n))}
 
 
 if __name__ == "__main__":
