@@ -5,6 +5,11 @@ accepts connections and watches every idle or keep-alive connection with a selec
 idle connection costs a file descriptor and a few hundred bytes, never a thread. When a
 connection becomes readable it is handed to a worker of a bounded pool, which parses and
 answers requests while they are readily available and then hands the connection back.
+On Linux the workers multiplex (`_Mux`): a worker parks the connection it answered in an
+epoll set the workers share and goes on with whichever parked connection is ready, so that
+under load one thread serves many connections instead of all threads trading the GIL; a
+connection parked for `_LINGER` goes back to the selector. Elsewhere a worker waits briefly
+on its own connection.
 
 Timeouts live here: a header-read timeout (slowloris: a request head must arrive within it,
 else 408 and close), an idle keep-alive timeout (close silently), an I/O timeout for bodies
@@ -26,6 +31,7 @@ import itertools
 import logging
 import os
 import queue
+import select
 import selectors
 import signal
 import socket
@@ -61,6 +67,16 @@ _LINGER_BUSY = 0.002
 # half-closes and discards input for at most this long (and this many bytes) first.
 _CLOSE_LINGER = 0.5
 _CLOSE_LINGER_BYTES = 1 << 18
+# Multiplexing workers (Linux, epoll): a worker that has answered a request parks the
+# connection in an epoll set shared by the workers and takes whichever parked connection is
+# ready next, so that under load one thread runs request after request instead of every
+# thread waking for its own connection and handing the GIL around. At most one worker waits
+# in epoll; the others sleep, and one of them ("the deputy") takes over the wait if it has
+# been left empty for `_PROMOTE` seconds (the workers are all inside slow requests). A turn
+# on one connection is at most `_TURN` requests, so a pipelining client cannot starve others.
+_USE_EPOLL = hasattr(select, "epoll")
+_PROMOTE = 0.002
+_TURN = 16
 
 
 class BindError(OSError):
@@ -174,7 +190,18 @@ def _timeval(seconds: float) -> bytes:
 class _Conn:
     """A client connection; owned by the loop thread while idle, by one worker otherwise."""
 
-    __slots__ = ("deadline", "peer", "proto", "receive_timeout", "registered", "sock", "started")
+    __slots__ = (
+        "deadline",
+        "fd",
+        "in_epoll",
+        "park_until",
+        "peer",
+        "proto",
+        "receive_timeout",
+        "registered",
+        "sock",
+        "started",
+    )
 
     def __init__(self, sock: socket.socket, proto: Connection, peer: tuple[str, str]) -> None:
         self.sock = sock
@@ -185,6 +212,9 @@ class _Conn:
         self.deadline = 0.0
         self.registered = False
         self.receive_timeout = _LINGER  # the socket's SO_RCVTIMEO
+        self.fd = sock.fileno()
+        self.in_epoll = False  # registered (armed or not) in the workers' epoll set
+        self.park_until = 0.0  # when a parked connection goes back to the loop's selector
 
 
 class _Pool:
@@ -239,6 +269,236 @@ class _Pool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+class _Mux:
+    """Multiplexing workers: a bounded set of threads sharing one epoll set (Linux).
+
+    A connection is owned by exactly one of: the loop's selector, `parked` (armed in the
+    epoll set with EPOLLONESHOT), `ready` (readable data already buffered), or one worker.
+    Whoever pops it from `parked` (under the lock) owns it; an event for a connection no
+    longer parked is stale and ignored. `polling` says a worker waits in epoll; `busy` counts
+    workers serving a connection; `reserve` counts workers asleep on the condition.
+    """
+
+    _MASK = (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT) if _USE_EPOLL else 0
+
+    def __init__(self, size: int, server: DevServer) -> None:
+        self.size = size
+        self._server = server
+        self._stopping = server._stopping
+        self.epoll = select.epoll()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.epoll.register(self._wake_r.fileno(), select.EPOLLIN)
+        self.parked: dict[int, _Conn] = {}
+        self.ready: deque[_Conn] = deque()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # sleeping workers
+        self._deputy_cond = threading.Condition(lock)  # the deputy, while asleep
+        self._threads: list[threading.Thread] = []
+        self.polling = False
+        self.vacated = 0.0  # when a worker last left the wait in epoll, or looked for work
+        self.busy = 0
+        self.reserve = 0
+        self._deputy = False
+        self._deputy_asleep = False
+        self._sweep_at = 0.0
+        self._poll_forever = False  # the poller waits without a timeout (nothing parked)
+
+    def _start_thread(self) -> None:  # under the lock
+        self.busy += 1  # a new thread counts as busy until it waits
+        thread = threading.Thread(
+            target=self._server._mux_run, name=f"microwsgi-worker-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def park(self, conn: _Conn, until: float, *, wake: bool) -> None:
+        """Watch `conn` in the epoll set until `until`, then give it back to the loop."""
+        conn.park_until = until
+        fd = conn.fd
+        with self._cond:
+            self.parked[fd] = conn
+            if self._poll_forever:  # the poller must now wake to sweep
+                self._poll_forever = False
+                with contextlib.suppress(OSError):
+                    self._wake_w.send(b"\0")
+            if wake and not self.polling:
+                if self._deputy_asleep:
+                    self._deputy_cond.notify()
+                elif not self.reserve and len(self._threads) < self.size:
+                    self._start_thread()
+        try:
+            if conn.in_epoll:
+                self.epoll.modify(fd, self._MASK)
+            else:
+                try:
+                    self.epoll.register(fd, self._MASK)
+                except FileExistsError:  # left by a closed socket whose file was shared
+                    self.epoll.modify(fd, self._MASK)
+                conn.in_epoll = True
+        except OSError:
+            with self._cond:
+                if self.parked.pop(fd, None) is None:
+                    return  # taken already (cannot happen unarmed, but be safe)
+            self._server._close(conn)
+
+    def push_ready(self, conn: _Conn) -> None:
+        with self._cond:
+            self.ready.append(conn)
+
+    def _claim(self, events: list[tuple[int, int]]) -> _Conn | None:
+        for fd, _ in events:
+            with self._cond:
+                conn = self.parked.pop(fd, None)
+            if conn is not None:
+                return conn
+        return None
+
+    def sweep(self, now: float, everything: bool = False) -> None:
+        """Give connections parked past their time back to the loop's selector."""
+        self._sweep_at = now + _LINGER / 2
+        with self._cond:
+            gone = [c for c in self.parked.values() if everything or c.park_until <= now]
+            for conn in gone:
+                del self.parked[conn.fd]
+            if everything:
+                gone.extend(self.ready)
+                self.ready.clear()
+        for conn in gone:
+            if conn.in_epoll:
+                with contextlib.suppress(OSError, ValueError):
+                    self.epoll.unregister(conn.fd)
+                conn.in_epoll = False
+            self._server._hand_back(conn)
+
+    def take(self) -> _Conn | None:
+        """A connection ready to serve now, without waiting (the calling worker is busy)."""
+        self.vacated = now = time.monotonic()
+        if now >= self._sweep_at:
+            self.sweep(now)
+        try:
+            conn = self._claim(self.epoll.poll(0, 1))
+        except OSError:
+            return None
+        if self.ready:
+            with self._cond:
+                if self.ready:
+                    if conn is not None:
+                        self.ready.append(conn)
+                    return self.ready.popleft()
+        return conn
+
+    def _vacant(self) -> bool:
+        """Nobody waits in epoll (a method, so that type narrowing does not stick)."""
+        return not self.polling
+
+    def wait(self, *, retire: bool = False) -> _Conn | None:
+        """Block until there is a connection to serve; None when the server stops.
+
+        `retire`: other workers are busy and will look for work when done, so sleep even if
+        nobody waits in epoll (the deputy takes that wait if they stay busy too long).
+        """
+        cond, stopping = self._cond, self._stopping
+        with cond:
+            self.busy -= 1
+            while True:
+                if stopping.is_set():
+                    break
+                if self.ready:
+                    self.busy += 1
+                    return self.ready.popleft()
+                if not self.polling and not retire:
+                    self.polling = True
+                    break
+                retire = False
+                self.reserve += 1
+                if self._deputy:
+                    cond.wait()
+                    self.reserve -= 1
+                    continue
+                self._deputy = True
+                while not stopping.is_set():
+                    if self._vacant():
+                        left = self.vacated + _PROMOTE - time.monotonic()
+                        if left <= 0:
+                            break  # the wait in epoll was left empty too long: take it
+                        cond.wait(left)
+                    elif self.busy:
+                        cond.wait(_PROMOTE)
+                    else:
+                        self._deputy_asleep = True
+                        self._deputy_cond.wait()
+                        self._deputy_asleep = False
+                self._deputy = False
+                self.reserve -= 1
+                if self.reserve:
+                    cond.notify()  # another sleeper becomes the deputy
+        if stopping.is_set():
+            self.sweep(time.monotonic(), everything=True)
+            return None
+        return self._poll()
+
+    def _poll(self) -> _Conn | None:
+        """Wait in epoll (this worker holds `polling`) for a ready connection."""
+        epoll, cond, stopping = self.epoll, self._cond, self._stopping
+        wake_fd = self._wake_r.fileno()
+        while True:
+            with cond:
+                forever = self._poll_forever = not self.parked
+            try:
+                events = epoll.poll(-1 if forever else _LINGER / 2, 1)
+            except OSError:
+                events = []
+            if events and events[0][0] == wake_fd:
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(4096)
+                events = []
+            conn = self._claim(events)
+            now = time.monotonic()
+            if now >= self._sweep_at:
+                self.sweep(now)
+            with cond:
+                self._poll_forever = False
+                if conn is None and not self.ready and not stopping.is_set():
+                    continue
+                self.polling = False
+                self.vacated = now
+                if stopping.is_set():
+                    if conn is not None:
+                        self.ready.append(conn)
+                    break
+                self.busy += 1
+                if self.ready:
+                    if conn is not None:
+                        self.ready.append(conn)
+                    conn = self.ready.popleft()
+                if self._deputy_asleep:
+                    self._deputy_cond.notify()
+                elif not self.reserve and len(self._threads) < self.size:
+                    self._start_thread()
+                return conn
+        self.sweep(now, everything=True)
+        return None
+
+    def stop(self, deadline: float) -> None:
+        self.wake()
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+        with self._cond:
+            self._cond.notify_all()
+            self._deputy_cond.notify_all()
+
+    def close(self) -> None:
+        self.epoll.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
 class DevServer:
     """The development server. Binds in the constructor, so `port` is known at once.
 
@@ -284,6 +544,7 @@ class DevServer:
         self._sequence = itertools.count()
         self._open: set[_Conn] = set()
         self._pool = _Pool(config.threads, self._work)
+        self._mux = _Mux(config.threads, self) if _USE_EPOLL else None
         self._running = False
         self._accept_error_logged = 0.0
         self._force = threading.Event()  # a second signal: stop waiting for in-flight requests
@@ -381,12 +642,16 @@ class DevServer:
                 sel.unregister(key.fileobj)
                 key.data.registered = False
                 self._close(key.data)
+        if self._mux is not None:
+            self._mux.wake()  # parked connections go back to be closed
         deadline = time.monotonic() + self.config.shutdown_timeout
         while self._open and time.monotonic() < deadline and not self._force.is_set():
             sel.select(0.05)
             self._take_returned()
         if self._open:
             log.warning("%d connection(s) still busy at shutdown", len(self._open))
+        if self._mux is not None:
+            self._mux.stop(min(deadline, time.monotonic() + 1.0))
         self._pool.stop(min(deadline, time.monotonic() + 1.0))
         self._release()
 
@@ -395,6 +660,8 @@ class DevServer:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+        if self._mux is not None:
+            self._mux.close()
         self._done.set()
 
     # -- the loop thread ----------------------------------------------------------------------
@@ -451,7 +718,10 @@ class DevServer:
     def _dispatch(self, conn: _Conn) -> None:
         self._selector.unregister(conn.sock)
         conn.registered = False
-        self._pool.submit(conn)
+        if self._mux is not None:
+            self._park(conn, wake=True)
+        else:
+            self._pool.submit(conn)
 
     def _take_returned(self) -> None:
         with contextlib.suppress(OSError):
@@ -499,6 +769,75 @@ class DevServer:
             log.exception("unexpected error serving %s", conn.peer[0])
             self._close(conn)
 
+    def _park(self, conn: _Conn, *, wake: bool) -> None:
+        assert self._mux is not None
+        until = time.monotonic() + _LINGER
+        if conn.started is not None:
+            until = min(until, conn.started + self.config.header_timeout)
+        self._mux.park(conn, until, wake=wake)
+
+    def _mux_run(self) -> None:
+        """A multiplexing worker: serve whichever parked connection is ready."""
+        mux = self._mux
+        assert mux is not None
+        stopping = self._stopping
+        conn = mux.wait()
+        while conn is not None:
+            try:
+                state = self._serve_turn(conn)
+            except BaseException:
+                log.exception("unexpected error serving %s", conn.peer[0])
+                state = 0
+            if state == 0:
+                self._close(conn)
+            elif stopping.is_set():
+                self._hand_back(conn)
+            elif state == 2:
+                mux.push_ready(conn)
+            else:
+                self._park(conn, wake=False)
+            # While another worker is busy too, leave the work to it: fewer threads taking
+            # turns means fewer hand-offs of the GIL.
+            retire = mux.busy > 1
+            conn = None if retire else mux.take()
+            if conn is None:
+                conn = mux.wait(retire=retire)
+
+    def _serve_turn(self, conn: _Conn) -> int:
+        """Answer the requests `conn` has sent, at most `_TURN` of them.
+
+        0: close the connection; 1: park it (wait for more); 2: more is already buffered.
+        """
+        try:
+            self._receive(conn, 0)
+        except OSError:
+            return 0
+        served = 0
+        while True:
+            event = self._next_event(conn)
+            if event is None:
+                return 0
+            if type(event) is Request:
+                if not self._answer(conn, event):
+                    return 0
+                served += 1
+                if served >= _TURN:
+                    # A pipelined request already begun is not reported by epoll again.
+                    return 2 if conn.started is not None else 1
+            elif event is NEED_DATA:
+                if self._stopping.is_set():
+                    return 0
+                started = conn.started
+                if started is not None and (
+                    time.monotonic() >= started + self.config.header_timeout
+                ):  # trickled bytes do not extend the header timeout
+                    log.info("%s: request head timed out", conn.peer[0])
+                    self._send_error(conn, 408, "request head not received in time", block=False)
+                    return 0
+                return 1
+            else:  # ConnectionClosed: the peer is done with us
+                return 0
+
     def _receive(self, conn: _Conn, timeout: float) -> bool:
         """Read what the peer sent into the protocol; False if nothing came in `timeout`."""
         sock = conn.sock
@@ -519,26 +858,18 @@ class DevServer:
 
     def _serve(self, conn: _Conn) -> bool:
         """Answer requests while they are readily available; True to keep the connection."""
-        proto, stopping = conn.proto, self._stopping
+        stopping = self._stopping
         try:
             self._receive(conn, 0)
         except OSError:
             return False
         while True:
-            try:
-                event = proto.next_event()
-            except ProtocolError as exc:
-                self._reject(conn, exc)
+            event = self._next_event(conn)
+            if event is None:
                 return False
             if type(event) is Request:
-                conn.started = None
-                if not self._bridge.handle(conn.sock, proto, event, conn.peer):
-                    if not proto.request_complete and not proto.peer_closed:
-                        _linger_close(conn.sock)
+                if not self._answer(conn, event):
                     return False
-                if proto.trailing_data:  # the next, pipelined request has begun
-                    conn.started = time.monotonic()
-                proto.start_next_cycle()
             elif event is NEED_DATA:
                 if stopping.is_set():
                     return False
@@ -550,6 +881,27 @@ class DevServer:
                     return False
             else:  # ConnectionClosed: the peer is done with us
                 return False
+
+    def _next_event(self, conn: _Conn) -> Any:
+        """The protocol's next event, or None after answering a protocol error."""
+        try:
+            return conn.proto.next_event()
+        except ProtocolError as exc:
+            self._reject(conn, exc)
+            return None
+
+    def _answer(self, conn: _Conn, request: Request) -> bool:
+        """Run the app for one request; False when the connection must close."""
+        proto = conn.proto
+        conn.started = None
+        if not self._bridge.handle(conn.sock, proto, request, conn.peer):
+            if not proto.request_complete and not proto.peer_closed:
+                _linger_close(conn.sock)
+            return False
+        if proto.trailing_data:  # the next, pipelined request has begun
+            conn.started = time.monotonic()
+        proto.start_next_cycle()
+        return True
 
     def _linger_time(self, conn: _Conn) -> float:
         pool = self._pool
@@ -592,6 +944,12 @@ class DevServer:
 
     def _close(self, conn: _Conn) -> None:
         self._open.discard(conn)
+        if conn.in_epoll and self._mux is not None:
+            # Closing does not always end the registration: the file may be shared with
+            # a forked child for a moment.
+            conn.in_epoll = False
+            with contextlib.suppress(OSError, ValueError):
+                self._mux.epoll.unregister(conn.fd)
         with contextlib.suppress(OSError):
             conn.sock.close()
 

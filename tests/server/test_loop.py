@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from server_live import Client, echo_app, get, hello_app, serving
 
-from microwsgi.server import BindError, DevServer, serve
+from microwsgi.server import BindError, DevServer, loop, serve
 from microwsgi.server.loop import bind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,28 @@ def test_pipelined_requests_are_answered_in_order() -> None:
         answers = [client.response() for _ in range(3)]
         assert [a.header("X-Path") for a in answers] == ["/one", "/two", "/three"]
         assert [a.body for a in answers] == [b"abc", b"", b"xy"]
+
+
+@pytest.mark.parametrize("multiplexing", [True, False], ids=["epoll-workers", "portable"])
+def test_both_worker_strategies_serve_keep_alive_and_pipelining(
+    monkeypatch: pytest.MonkeyPatch, multiplexing: bool
+) -> None:
+    # Linux runs the multiplexing workers; other systems the portable path, checked here too.
+    if multiplexing and not loop._USE_EPOLL:
+        pytest.skip("no epoll on this system")
+    monkeypatch.setattr(loop, "_USE_EPOLL", multiplexing)
+    with serving(echo_app) as server:
+        clients = [Client(server.port) for _ in range(4)]
+        try:
+            for round_ in range(3):
+                for index, client in enumerate(clients):
+                    client.send(get(f"/{index}/{round_}a") + get(f"/{index}/{round_}b"))
+                for index, client in enumerate(clients):
+                    paths = [client.response().header("X-Path") for _ in range(2)]
+                    assert paths == [f"/{index}/{round_}a", f"/{index}/{round_}b"]
+        finally:
+            for client in clients:
+                client.close()
 
 
 def test_connection_close_is_honoured() -> None:
