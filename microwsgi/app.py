@@ -24,7 +24,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from .errors import HTTPError
 from .files import static_handler
-from .request import SERVER_KEY, Request, close_uploads, decode_path
+from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, InvalidResponse, Renderer, StartResponse, WSGIResponse
 from .routing import ANY_VERB, VERBS, Router, parse_spec
 from .server import BindError, serve
@@ -381,8 +381,8 @@ class Server:
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.
         limit = self.max_body_size
-        if limit is not None and length.isdigit() and int(length) > limit:
-            raise HTTPError(413, f"request body is larger than {limit} bytes")
+        if limit is not None and length.isascii() and length.isdigit() and int(length) > limit:
+            raise body_too_large(limit)
 
     # -- errors -------------------------------------------------------------------------
 

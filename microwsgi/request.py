@@ -26,7 +26,7 @@ from .query import QueryDict, parse_query
 if TYPE_CHECKING:
     from .app import Server
 
-__all__ = ["LAZY_KEYS", "Request", "close_uploads", "decode_path"]
+__all__ = ["LAZY_KEYS", "Request", "body_too_large", "close_uploads", "decode_path"]
 
 SERVER_KEY = "microwsgi.server"
 _decode_json = json.JSONDecoder().decode
@@ -89,13 +89,11 @@ def _content_length(request: Request) -> int | None:
     value = _environ(request).get("CONTENT_LENGTH")
     if not value:
         return None
-    try:
-        length = int(value)
-    except ValueError:
-        raise HTTPError(400, f"invalid Content-Length {value!r}") from None
-    if length < 0:
+    # Digits only (RFC 9110 §8.6): the same test the app's 413 check applies, so a length
+    # written as '+20000000' cannot slip past that check and still be read.
+    if not (value.isascii() and value.isdigit()):
         raise HTTPError(400, f"invalid Content-Length {value!r}")
-    return length
+    return int(value)
 
 
 def _max_body_size(request: Request) -> int | None:
@@ -103,19 +101,29 @@ def _max_body_size(request: Request) -> int | None:
     return server.max_body_size if server is not None else None
 
 
+def body_too_large(limit: int) -> HTTPError:
+    """The 413 every body-size check answers with."""
+    return HTTPError(413, f"request body is larger than {limit} bytes")
+
+
+def _framed_length(request: Request) -> int | None:
+    """The body's Content-Length when the server frames the body by it; None when the server
+    frames it itself (chunked: `wsgi.input_terminated`) or there is no length."""
+    if _environ(request).get("wsgi.input_terminated"):
+        return None
+    return _content_length(request)
+
+
 def _data(request: Request) -> bytes:
-    environ = _environ(request)
-    limit = _max_body_size(request)
-    length = _content_length(request)
-    if limit is not None and length is not None and length > limit:
-        raise HTTPError(413, f"request body is larger than {limit} bytes")
-    if length is not None and not environ.get("wsgi.input_terminated"):
-        # The common case: the server framed the body by Content-Length; read exactly that.
-        data: bytes = environ["wsgi.input"].read(length)
+    # An announced length over the limit was refused (413) before the handler ran.
+    stream = _environ(request)["wsgi.input"]
+    length = _framed_length(request)
+    if length is not None:
+        data: bytes = stream.read(length)
         if len(data) != length:
             raise HTTPError(400, f"request body ended after {len(data)} of {length} bytes")
         return data
-    return _read_terminated(environ["wsgi.input"], limit)
+    return _read_terminated(stream, _max_body_size(request))
 
 
 def _read_terminated(stream: Any, limit: int | None) -> bytes:
@@ -128,7 +136,7 @@ def _read_terminated(stream: Any, limit: int | None) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise HTTPError(413, f"request body is larger than {limit} bytes")
+            raise body_too_large(limit)
     return b"".join(chunks)
 
 
@@ -185,14 +193,13 @@ def _parse_form(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, A
     mimetype, options = _mimetype_and_options(request)
     if mimetype == "multipart/form-data" and not dict.__contains__(request, "data"):
         # Uploads are streamed to their files, not held in memory: the raw body is then gone.
-        environ = _environ(request)
-        length = request["content_length"]
+        raw = _environ(request)["wsgi.input"]
+        length = _framed_length(request)
         stream: Any
-        if length is not None and not environ.get("wsgi.input_terminated"):
-            stream = LimitedStream(environ["wsgi.input"], length)
+        if length is not None:
+            stream = LimitedStream(raw, length)
         else:  # framed by the server (chunked): cap it at the body limit instead
             limit = _max_body_size(request)
-            raw = environ["wsgi.input"]
             stream = raw if limit is None else LimitedStream(raw, limit, is_max=True)
         request["data"] = b""
     else:

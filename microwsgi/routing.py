@@ -191,7 +191,7 @@ class Router(Generic[T]):
         if found is None:
             return None
         target, names = found
-        return target, dict(zip(names, values, strict=False))
+        return target, dict(zip(names, values, strict=True))
 
     def _walk(
         self, node: _Node[T], segments: list[str], index: int, values: list[str]

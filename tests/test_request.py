@@ -444,7 +444,7 @@ def test_requests_do_not_share_state(server: Server, app: webtest.TestApp) -> No
     assert requests[0]["params"] is not requests[1]["params"]
 
 
-@pytest.mark.parametrize("length", ["abc", "-1"])
+@pytest.mark.parametrize("length", ["abc", "-1", "+3", " 3", "\u00b3"])
 def test_invalid_content_length_is_400_when_the_body_is_read(
     server: Server, call_wsgi: Any, length: str
 ) -> None:
