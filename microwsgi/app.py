@@ -1,87 +1,34 @@
 """`Server`: the seed's decorator API, and the WSGI application that serves it.
 
 Registration (`register`, `before_all`, `errorhandler`, `mount`) only records what the user
-declared. On the first request, under a lock, every route is compiled into a ready-to-call
-chain: before-all middleware outermost, then the route's own middleware, then the handler,
-with error handling at each `next` boundary so middleware always gets a value back. The
-per-request path is then: match the path, pick the verb's chain, call it, render the value.
+declared. On the first request, under a lock, every route is compiled into a ready-to-call chain
+(``chains.py``). The per-request path is then: match the path, pick the verb's chain, call it,
+render the value (``response.py``); exceptions become answers in ``failures.py``.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
-from .errors import HTTPError
+from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
+from .failures import ErrorAnswers
 from .files import static_handler
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
-from .response import Delegate, InvalidResponse, Renderer, StartResponse, WSGIResponse
-from .routing import ANY_VERB, VERBS, Router, parse_spec
+from .response import Delegate, Renderer, StartResponse, WSGIResponse
+from .routing import Router, parse_spec
 from .server import BindError, serve
 
 __all__ = ["Handler", "Middleware", "Server"]
 
-log = logging.getLogger("microwsgi")
-
-Handler = Callable[[dict[str, Any]], Any]
-Middleware = Callable[[Handler], Handler]
-ErrorHandler = Callable[[dict[str, Any], BaseException], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
-_ALL_VERBS = ", ".join(sorted(VERBS))
-
-
-class _Endpoint:
-    """One registered verb at one pattern, as the user declared it."""
-
-    __slots__ = ("handler", "label", "middleware")
-
-    def __init__(self, handler: Handler, middleware: list[Middleware], label: str) -> None:
-        self.handler = handler
-        self.middleware = middleware
-        self.label = label
-
-
-class _Route:
-    """A compiled chain, ready to call with a request, and the name used in logs."""
-
-    __slots__ = ("call", "label")
-
-    def __init__(self, call: Handler, label: str) -> None:
-        self.call = call
-        self.label = label
-
-
-class _Resource:
-    """Everything registered at one path pattern; `dispatch` is filled by compilation."""
-
-    __slots__ = ("dispatch", "endpoints", "fallback", "mounted", "pattern")
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-        self.endpoints: dict[str, _Endpoint] = {}
-        self.mounted: _Route | None = None
-        self.dispatch: dict[str, _Route] = {}
-        self.fallback: _Route | None = None
-
-    def allowed(self) -> str:
-        if ANY_VERB in self.endpoints:
-            return _ALL_VERBS
-        verbs = set(self.endpoints) | {"OPTIONS"}
-        if "GET" in verbs:
-            verbs.add("HEAD")
-        return ", ".join(sorted(verbs))
 
 
 def _as_middleware_list(
@@ -119,17 +66,16 @@ class Server:
         json_dumps: Callable[[Any], str | bytes] | None = None,
         trusted_proxies: int = 0,
     ) -> None:
-        self.debug = debug
         self.max_body_size = max_body_size
         self.max_form_memory_size = max_form_memory_size
         self.max_form_parts = max_form_parts
         self.renderer = Renderer(json_dumps)
-        self._router: Router[_Resource] = Router()
+        self._errors = ErrorAnswers(self.renderer, debug)
+        self._router: Router[Resource] = Router()
         self._before_all: list[Middleware] = []
-        self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
         self._lock = threading.Lock()
         self._ready = False
-        self._not_found = _Route(_raise_not_found, "no route")
+        self._not_found = Chain(raise_not_found, "no route")
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -169,13 +115,13 @@ class Server:
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
         name = getattr(handler, "__qualname__", repr(handler))
-        resource.endpoints[verb] = _Endpoint(handler, chain, f"{name} ({spec})")
+        resource.endpoints[verb] = Endpoint(handler, chain, f"{name} ({spec})")
         self._ready = False
 
-    def _resource(self, pattern: str, spec: str) -> _Resource:
+    def _resource(self, pattern: str, spec: str) -> Resource:
         resource = self._router.get(pattern)
         if resource is None:
-            resource = _Resource(pattern)
+            resource = Resource(pattern)
             self._router.add(pattern, resource, spec)
         elif resource.pattern != pattern:
             raise ValueError(
@@ -208,18 +154,22 @@ class Server:
         The function receives ``(request, error)``; its return value follows the usual
         response rules, with the error's status unless it returns a tuple with its own.
         """
-        valid_status = isinstance(key, int) and 400 <= key <= 599
-        valid_class = isinstance(key, type) and issubclass(key, BaseException)
-        if not (valid_status or valid_class):
-            raise ValueError(
-                f"errorhandler key must be a status 400..599 or an exception class, got {key!r}"
-            )
+        self._errors.check_key(key)
 
         def decorator(handler: F) -> F:
-            self._error_handlers[key] = handler
+            self._errors.handlers[key] = handler
             return handler
 
         return decorator
+
+    @property
+    def debug(self) -> bool:
+        """Tracebacks in 500 answers (development only)."""
+        return self._errors.debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self._errors.debug = value
 
     def mount(self, prefix: str, app: WSGIResponse) -> None:
         """Serve another WSGI app under `prefix`, with SCRIPT_NAME and PATH_INFO shifted."""
@@ -239,7 +189,7 @@ class Server:
             inner["PATH_INFO"] = environ.get("PATH_INFO", "")[len(wsgi_prefix) :]
             return Delegate(app, inner)
 
-        route = _Route(delegate, f"mount {prefix} -> {app!r:.60}")
+        route = Chain(delegate, f"mount {prefix} -> {app!r:.60}")
         for pattern in (prefix, f"{prefix}/*mounted_path"):
             resource = self._resource(pattern, f"mount {prefix}")
             if resource.endpoints or resource.mounted is not None:
@@ -264,55 +214,11 @@ class Server:
         with self._lock:
             if self._ready:
                 return
+            builder = ChainBuilder(self._before_all, self._errors.answer)
             for resource in self._router.targets():
-                self._compile_resource(resource)
-            self._not_found = self._chain(_raise_not_found, [], "no route")
+                builder.compile(resource)
+            self._not_found = builder.chain(raise_not_found, [], "no route")
             self._ready = True
-
-    def _compile_resource(self, resource: _Resource) -> None:
-        if resource.mounted is not None:
-            resource.dispatch, resource.fallback = {}, resource.mounted
-            return
-        dispatch = {
-            verb: self._chain(ep.handler, ep.middleware, ep.label)
-            for verb, ep in resource.endpoints.items()
-        }
-        allow = resource.allowed()
-        if "GET" in dispatch:
-            dispatch.setdefault("HEAD", dispatch["GET"])
-        fallback = dispatch.pop(ANY_VERB, None)
-        if "OPTIONS" not in dispatch and fallback is None:
-            # A route's cors(...) middleware must also see the preflights it answers.
-            preflight = _preflight_middleware(resource.endpoints.values())
-            dispatch["OPTIONS"] = self._chain(
-                _answer_options(allow), preflight, f"OPTIONS {resource.pattern}"
-            )
-        if fallback is None:
-            fallback = self._chain(_refuse_method(allow), [], f"405 {resource.pattern}")
-        resource.dispatch, resource.fallback = dispatch, fallback
-
-    def _chain(self, handler: Handler, middleware: list[Middleware], label: str) -> _Route:
-        call = handler
-        for mw in reversed([*self._before_all, *middleware]):
-            call = mw(self._guard(call, label))
-            if not callable(call):
-                raise TypeError(
-                    f"middleware {mw!r} returned {call!r} instead of a handler ({label})"
-                )
-        return _Route(call, label)
-
-    def _guard(self, inner: Handler, label: str) -> Handler:
-        """Wrap a `next` so middleware gets errors back as answers instead of exceptions."""
-
-        def guarded(request: dict[str, Any]) -> Any:
-            if type(request) is not Request:  # a copy made by middleware: keep the lazy keys
-                request = Request(request)
-            try:
-                return inner(request)
-            except Exception as exc:
-                return self._error_answer(request, exc, label)
-
-        return guarded
 
     # -- serving ------------------------------------------------------------------------
 
@@ -343,102 +249,20 @@ class Server:
                 self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)
         except Exception as exc:
-            rv = self._error_answer(request, exc, route.label)
+            rv = self._errors.answer(request, exc, route.label)
         try:
             body = self.renderer.render(rv, environ, start_response)
         except Exception as exc:
-            body = self._render_failure(request, rv, exc, route.label, start_response)
+            body = self._errors.render_failure(request, rv, exc, route.label, start_response)
         if dict.__contains__(request, "files"):  # uploads spooled to disk: free them once sent
             body = ClosingIterator(body, partial(close_uploads, request["files"]))
         return body
-
-    def _render_failure(
-        self,
-        request: Request,
-        rv: Any,
-        exc: Exception,
-        label: str,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
-        """Answer 500 when the return value could not be sent."""
-        if isinstance(exc, InvalidResponse):
-            log.error("%s returned an invalid response %.200r: %s", label, rv, exc)
-        else:  # e.g. a generator failing before its first chunk
-            self._log_exception(request, exc, label)
-        if isinstance(rv, (Response, Delegate)):
-            # That app may have called start_response already: a second call is legal only
-            # with exc_info (PEP 3333), which re-raises if the headers went out.
-            start_response = _with_exc_info(start_response)
-        environ = request["environ"]
-        answer = self._error_answer(request, exc, label, logged=True)
-        try:
-            return self.renderer.render(answer, environ, start_response)
-        except Exception as answer_exc:  # the 500 handler's own answer was unusable
-            log.error("error handler for 500 returned an invalid response: %s", answer_exc)
-            fallback = self._default_error(HTTPError(500), exc)
-            return self.renderer.render(fallback, environ, start_response)
 
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.
         limit = self.max_body_size
         if limit is not None and length.isascii() and length.isdigit() and int(length) > limit:
             raise body_too_large(limit)
-
-    # -- errors -------------------------------------------------------------------------
-
-    def _error_answer(
-        self, request: dict[str, Any], exc: BaseException, label: str, logged: bool = False
-    ) -> Any:
-        """Turn an exception into an answer: HTTPError as is, anything else as a logged 500."""
-        if isinstance(exc, HTTPError):
-            error = exc
-        elif isinstance(exc, HTTPException) and exc.code:
-            error = HTTPError(exc.code, exc.description)
-        else:
-            error = HTTPError(500)
-            error.__cause__ = exc
-        handler, argument = self._find_error_handler(error, exc)
-        if error.__cause__ is exc and argument is error and not logged:
-            # Unexpected: no handler claimed this exception class, so it is a bug to log.
-            self._log_exception(request, exc, label)
-        if handler is not None:
-            try:
-                rv = handler(request, argument)
-            except Exception as handler_exc:
-                # A broken error handler is a server bug, whatever status it was shaping.
-                self._log_exception(request, handler_exc, f"error handler for {error.status}")
-                return self._default_error(HTTPError(500), handler_exc)
-            if type(rv) is tuple or isinstance(rv, Response):
-                return rv
-            return rv, error.status, error.headers
-        return self._default_error(error, exc)
-
-    def _default_error(self, error: HTTPError, exc: BaseException) -> tuple[Any, int, Any]:
-        """The JSON error answer, with the traceback only in debug mode."""
-        body = error.to_dict()
-        if self.debug and error is not exc:
-            body["traceback"] = "".join(traceback.format_exception(exc))
-        return body, error.status, error.headers
-
-    def _find_error_handler(
-        self, error: HTTPError, exc: BaseException
-    ) -> tuple[ErrorHandler | None, BaseException]:
-        """A handler registered for the exception's class gets the exception itself;
-        one registered for the status gets the HTTPError."""
-        handlers = self._error_handlers
-        for cls in type(exc).__mro__ if handlers else ():
-            if cls in handlers:
-                return handlers[cls], exc
-        return handlers.get(error.status), error
-
-    def _log_exception(self, request: dict[str, Any], exc: BaseException, label: str) -> None:
-        environ = request["environ"]
-        where = f"{label} while handling {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
-        log.error("unhandled exception in %s", where, exc_info=exc)
-        errors = environ.get("wsgi.errors")
-        if errors is not None:
-            errors.write(f"microwsgi: unhandled exception in {where}\n")
-            errors.write("".join(traceback.format_exception(exc)))
 
     # -- development server -------------------------------------------------------------
 
@@ -451,42 +275,3 @@ class Server:
         except BindError as exc:
             # A script's user needs the reason, not a traceback through the server's internals.
             raise SystemExit(f"microwsgi: {exc}") from None
-
-
-def _with_exc_info(start_response: StartResponse) -> StartResponse:
-    # A second start_response is legal only with exc_info (PEP 3333); it re-raises when the
-    # headers already went out, which is the right outcome then.
-    def again(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        return start_response(status, headers, exc_info or sys.exc_info())
-
-    return again
-
-
-def _raise_not_found(request: dict[str, Any]) -> Any:
-    raise HTTPError(404, f"no route for {request['verb']} {request['path']}")
-
-
-def _preflight_middleware(endpoints: Iterable[_Endpoint]) -> list[Middleware]:
-    """The route middleware that answers CORS preflights itself (``cors(...)``), once each."""
-    found: list[Middleware] = []
-    for endpoint in endpoints:
-        for mw in endpoint.middleware:
-            if getattr(mw, "answers_preflight", False) and mw not in found:
-                found.append(mw)
-    return found
-
-
-def _answer_options(allow: str) -> Handler:
-    def options(request: dict[str, Any]) -> Any:
-        return None, 204, [("Allow", allow)]
-
-    return options
-
-
-def _refuse_method(allow: str) -> Handler:
-    def refuse(request: dict[str, Any]) -> Any:
-        raise HTTPError(
-            405, f"{request['verb']} is not allowed for {request['path']}", [("Allow", allow)]
-        )
-
-    return refuse
