@@ -7,11 +7,12 @@ library's `wsgiref.validate.validator` in between, so both checkers see every an
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+import tools
 import webtest
 from werkzeug.test import create_environ
 
@@ -42,6 +43,14 @@ class WSGICall:
     def header(self, name: str) -> str | None:
         values = [v for n, v in self.headers if n.lower() == name.lower()]
         return values[0] if values else None
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Lets `tools.require_program` check that a test needing a program is marked e2e."""
+    tools.current_item = request.node
+    yield
+    tools.current_item = None
 
 
 @pytest.fixture

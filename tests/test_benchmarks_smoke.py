@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tools import require_program
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"bare", "microwsgi", "falcon", "bottle", "flask"}
@@ -90,7 +91,9 @@ def test_router_scale_reports_each_size_relative_to_the_smallest(tmp_path: Path)
     assert "### 2. Router scale" in markdown
 
 
+@pytest.mark.e2e
 def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
+    require_program("wrk", "the over-the-wire benchmark loads gunicorn with it")
     results, markdown = run_quick(tmp_path, "wire")
     section = results["wire"]
     rows = {row["framework"]: row for row in section["rows"]}
@@ -104,7 +107,9 @@ def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
     assert "### 3. Over the wire" in markdown
 
 
+@pytest.mark.e2e
 def test_devserver_section_reports_the_teammate_benchmark(tmp_path: Path) -> None:
+    require_program("wrk", "the development server benchmark loads it with wrk")
     results, markdown = run_quick(tmp_path, "devserver")
     section = results["devserver"]
     if not (REPO_ROOT / "benchmarks" / "bench_devserver.py").exists():

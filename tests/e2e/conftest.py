@@ -13,6 +13,7 @@ from e2e_support import (
     Gunicorn,
     Nginx,
     free_port,
+    nginx_binary,
     render_site,
     self_signed_certificate,
 )
@@ -41,6 +42,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
 
     With `tls=True` the site also gets what certbot would add: a TLS listener and a certificate.
     """
+    nginx_binary()  # skip (or fail under CI) before any backend is started for nothing
     started: list[Nginx] = []
 
     def start(upstreams: list[str], tls: bool = False) -> Nginx:

@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tools import require_program
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -209,10 +209,7 @@ class Gunicorn:
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
-    if not found:
-        pytest.fail("nginx is not installed: these tests need the real one (apt-get install nginx)")
-    return found
+    return require_program("nginx", "the tests of nginx in front of gunicorn")
 
 
 def run_checked(command: Sequence[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -275,9 +272,7 @@ def render_site(
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A throwaway certificate for 127.0.0.1, made with the openssl command."""
-    openssl = shutil.which("openssl")
-    if not openssl:
-        pytest.fail("openssl is not installed: the TLS test needs it (apt-get install openssl)")
+    openssl = require_program("openssl", "the TLS test makes a certificate with it")
     cert, key = directory / "cert.pem", directory / "key.pem"
     run_checked(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",

@@ -1,0 +1,48 @@
+"""Programs from outside the venv that some tests drive (nginx, wrk, openssl): found or explained.
+
+On a machine without one of them, a test that needs it skips with a reason naming the program
+and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
+it) a missing program fails the test instead, so CI never skips silently. Every test that needs
+such a program must carry the ``e2e`` mark, so that ``pytest -m "not e2e"`` runs with nothing
+but the venv; `require_program` fails a test that asks without the mark.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+REQUIRE_ENV = "MICROWSGI_REQUIRE_TOOLS"
+# Lets a test of this module play a machine without some programs ("nginx,wrk").
+HIDE_ENV = "MICROWSGI_HIDE_PROGRAMS"
+# program -> Debian package
+PACKAGES = {"nginx": "nginx", "wrk": "wrk", "openssl": "openssl"}
+# nginx installs into sbin, which is often not on a normal user's PATH.
+_SBIN = ("/usr/sbin", "/usr/local/sbin")
+
+current_item: pytest.Item | None = None  # set by the root conftest for each test
+
+
+def find_program(name: str) -> str | None:
+    """The program's path, or None when it is not installed."""
+    if name in os.environ.get(HIDE_ENV, "").split(","):
+        return None
+    return shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN))
+
+
+def require_program(name: str, purpose: str) -> str:
+    """The path of `name`, needed `purpose`; skips (or fails under CI) when it is missing."""
+    if current_item is not None and current_item.get_closest_marker("e2e") is None:
+        pytest.fail(f"{current_item.nodeid} needs {name} but is not marked e2e", pytrace=False)
+    found = find_program(name)
+    if found is not None:
+        return found
+    package = PACKAGES[name]
+    reason = (
+        f"{name} is not installed ({purpose}; Debian package {package}: apt-get install {package})"
+    )
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
+    pytest.skip(reason)
