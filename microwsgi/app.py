@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
+from ._http import parse_content_length
 from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
 from .failures import ErrorAnswers
 from .files import static_handler
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import Router, parse_spec
-from .server import BindError, serve
 
 __all__ = ["Handler", "Middleware", "Server"]
 
@@ -261,7 +261,10 @@ class Server:
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.
         limit = self.max_body_size
-        if limit is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        if limit is None:
+            return
+        declared = parse_content_length(length)  # an invalid one is a 400 when the body is read
+        if declared is not None and declared > limit:
             raise body_too_large(limit)
 
     # -- development server -------------------------------------------------------------
@@ -270,6 +273,9 @@ class Server:
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
         """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
+        # Imported here: an app under gunicorn never loads the development server.
+        from .server import BindError, serve
+
         try:
             serve(self, host=host, port=port, listen_msg=listen_msg, **options)
         except BindError as exc:

@@ -10,18 +10,16 @@ rather than be silently dropped by browsers. Reading cookies is ``request['cooki
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Literal
 
 from werkzeug.http import dump_cookie
 
+from ._http import TOKEN_RE
+
 __all__ = ["delete_cookie", "set_cookie"]
 
 SameSite = Literal["Strict", "Lax", "None", "strict", "lax", "none"]
-
-# RFC 6265 section 4.1.1: cookie-name is an RFC 2616 token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def set_cookie(
@@ -45,7 +43,7 @@ def set_cookie(
     ``secure=True``, as browsers drop the cookie otherwise; so does ``partitioned``.
     Raises ``ValueError`` for a name that is not an HTTP token or a bad ``samesite``.
     """
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN_RE.fullmatch(name):
         raise ValueError(f"cookie name must be an HTTP token (RFC 6265), got {name!r}")
     if samesite is not None:
         samesite = samesite.title()  # type: ignore[assignment]

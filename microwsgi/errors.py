@@ -8,18 +8,11 @@ place (`app.py`), so 404, 405, 500 and user-raised errors all look the same on t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from http import HTTPStatus
 from typing import Any, NoReturn
 
+from ._http import reason_phrase
+
 __all__ = ["HTTPError", "abort", "reason_phrase"]
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for `status`, or 'Unknown' for codes without one."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 class HTTPError(Exception):

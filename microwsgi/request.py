@@ -20,6 +20,7 @@ from werkzeug.http import parse_cookie, parse_options_header
 from werkzeug.sansio.utils import get_current_url
 from werkzeug.wsgi import LimitedStream, get_host
 
+from ._http import parse_content_length
 from .errors import HTTPError
 from .query import QueryDict, parse_query
 
@@ -89,11 +90,12 @@ def _content_length(request: Request) -> int | None:
     value = _environ(request).get("CONTENT_LENGTH")
     if not value:
         return None
-    # Digits only (RFC 9110 §8.6): the same test the app's 413 check applies, so a length
-    # written as '+20000000' cannot slip past that check and still be read.
-    if not (value.isascii() and value.isdigit()):
+    # The same rule the app's 413 check and the server's parser apply, so a length written as
+    # '+20000000' cannot slip past that check and still be read.
+    length = parse_content_length(value)
+    if length is None:
         raise HTTPError(400, f"invalid Content-Length {value!r}")
-    return int(value)
+    return length
 
 
 def _max_body_size(request: Request) -> int | None:

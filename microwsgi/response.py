@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
+from ._http import status_line
+
 __all__ = [
     "Delegate",
     "InvalidResponse",
@@ -42,13 +44,6 @@ BINARY_TYPE = "application/octet-stream"
 
 StartResponse = Callable[..., Callable[[bytes], object]]
 Headers = list[tuple[str, str]]
-
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-
-
-def status_line(status: int) -> str:
-    """'200 OK' for 200; codes without a registered phrase still get a valid line."""
-    return _STATUS_LINES.get(status) or f"{status} Unknown"
 
 
 class InvalidResponse(TypeError):
