@@ -65,19 +65,40 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+
+    config = ServerConfig()  # the one set of defaults
     parser = argparse.ArgumentParser(prog=PROG, description="microwsgi command line")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="serve a WSGI app with the development server")
     run.add_argument("target", metavar="module:attr", help="the WSGI callable, e.g. app:server")
-    run.add_argument("--host", default="localhost", help="address to bind (default: localhost)")
-    run.add_argument("--port", type=int, default=9090, help="port (default: 9090; 0 picks one)")
-    run.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    run.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST})"
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default: {DEFAULT_PORT}; 0 picks one)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=config.threads,
+        help=f"worker threads (default: {config.threads})",
+    )
     run.add_argument("--reload", action="store_true", help="restart when Python sources change")
-    run.add_argument("--max-body-size", type=int, default=None, metavar="BYTES")
-    run.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS")
-    run.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="SECONDS")
-    run.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="SECONDS")
+    run.add_argument("--max-body-size", type=int, default=config.max_body_size, metavar="BYTES")
+    run.add_argument(
+        "--header-timeout", type=float, default=config.header_timeout, metavar="SECONDS"
+    )
+    run.add_argument(
+        "--keepalive-timeout", type=float, default=config.keepalive_timeout, metavar="SECONDS"
+    )
+    run.add_argument(
+        "--shutdown-timeout", type=float, default=config.shutdown_timeout, metavar="SECONDS"
+    )
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
     return parser
 
@@ -107,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .logs import configure_logging
-    from .server import loop, reload
+    from .server import devserver, reload, sockets
+    from .server.logs import configure_logging
 
     options = {
         "threads": args.threads,
@@ -121,10 +142,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     inherited = os.environ.pop(reload.ENV_FD, None)
     if args.reload and inherited is None:
         try:
-            sock = loop.bind(args.host, args.port)
-        except loop.BindError as exc:
+            sock = sockets.bind(args.host, args.port)
+        except sockets.BindError as exc:
             return _error(str(exc))
-        where = loop.format_address(args.host, sock.getsockname()[1])
+        where = sockets.format_address(args.host, sock.getsockname()[1])
         print(f"Server listening on http://{where} (reloading on changes)", flush=True)
         return reload.supervise(argv, sock)
     try:
@@ -133,12 +154,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         return _error(str(exc))
     if inherited is None:
         try:
-            loop.serve(app, args.host, args.port, listen_msg=True, **options)
-        except loop.BindError as exc:
+            devserver.serve(app, args.host, args.port, listen_msg=True, **options)
+        except sockets.BindError as exc:
             return _error(str(exc))
         return 0
     # A child of the --reload supervisor: serve on its socket until a source file changes.
-    server = loop.DevServer(
+    server = devserver.DevServer(
         app, args.host, args.port, sock=socket.socket(fileno=int(inherited)), **options
     )
     configure_logging()

@@ -192,32 +192,3 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("microwsgi")
     assert main([]) == 2
     assert "run" in capsys.readouterr().err
-
-
-def test_access_lines_are_coloured_by_status_only_for_a_terminal() -> None:
-    import io
-    import logging
-
-    from microwsgi.logs import BatchingHandler, ServerFormatter
-
-    args = ("127.0.0.1", "GET", "/x", "1.1", "404", 9, 0.5)
-    record = logging.LogRecord(
-        "microwsgi.access",
-        logging.INFO,
-        __file__,
-        0,
-        '%s - "%s %s HTTP/%s" %s %d %.1fms',
-        args,
-        None,
-    )
-    plain = ServerFormatter(colour=False).format(record)
-    assert plain.endswith('] 127.0.0.1 - "GET /x HTTP/1.1" 404 9 0.5ms') and "\x1b" not in plain
-    coloured = ServerFormatter(colour=True).format(record)
-    assert "\x1b[33m127.0.0.1" in coloured  # 4xx in yellow
-
-    stream = io.StringIO()
-    handler = BatchingHandler(stream, interval=0.05)
-    handler.setFormatter(ServerFormatter())
-    handler.handle(record)
-    handler.flush()
-    assert stream.getvalue() == plain + "\n"

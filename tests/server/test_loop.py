@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from server_live import Client, echo_app, get, hello_app, serving
 
-from microwsgi.server import BindError, DevServer, loop, serve
-from microwsgi.server.loop import bind
+from microwsgi.server import BindError, DevServer, mux, serve
+from microwsgi.server.sockets import bind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,9 +56,9 @@ def test_both_worker_strategies_serve_keep_alive_and_pipelining(
     monkeypatch: pytest.MonkeyPatch, multiplexing: bool
 ) -> None:
     # Linux runs the multiplexing workers; other systems the portable path, checked here too.
-    if multiplexing and not loop._USE_EPOLL:
+    if multiplexing and not mux.AVAILABLE:
         pytest.skip("no epoll on this system")
-    monkeypatch.setattr(loop, "_USE_EPOLL", multiplexing)
+    monkeypatch.setattr(mux, "AVAILABLE", multiplexing)
     with serving(echo_app) as server:
         clients = [Client(server.port) for _ in range(4)]
         try:

@@ -7,6 +7,7 @@ The environ, `wsgi.input` bounded to the body, `100 Continue` only when the app 
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import sys
@@ -18,7 +19,8 @@ from wsgiref.validate import validator
 import pytest
 from server_live import Client, get, serving
 
-from microwsgi.server.wsgi import InputStream, split_target
+from microwsgi.server import exchange
+from microwsgi.server.wsgi import input_stream
 
 
 def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -89,22 +91,9 @@ def test_http_1_0_protocol() -> None:
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [
-        ("/a?b", ("/a", "b", None)),
-        ("http://h/x?y", ("/x", "y", "h")),
-        ("http://h", ("/", "", "h")),
-        ("http://h?q", ("/", "q", "h")),
-    ],
-)
-def test_split_target(target: str, expected: tuple[str, str, str | None]) -> None:
-    assert split_target(target) == expected
-
-
-def body_reader(body: bytes, piece: int = 3) -> InputStream:
+def body_reader(body: bytes, piece: int = 3) -> io.BufferedReader:
     pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
-    return InputStream(lambda: pieces.pop(0) if pieces else b"")
+    return input_stream(lambda: pieces.pop(0) if pieces else b"")
 
 
 def test_input_stream_is_bounded_and_line_oriented() -> None:
@@ -167,9 +156,7 @@ def test_unread_body_is_drained_before_keep_alive() -> None:
 
 
 def test_unread_body_over_the_drain_cap_closes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from microwsgi.server.wsgi import WSGIBridge
-
-    monkeypatch.setattr(WSGIBridge, "drain_limit", 1000)
+    monkeypatch.setattr(exchange, "DRAIN_LIMIT", 1000)
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])

@@ -1,0 +1,273 @@
+"""One request/response cycle on one connection: the state behind `start_response`.
+
+This module owns what PEP 3333 asks of the server during one cycle: `start_response` with its
+`exc_info` rules, the `write()` callable, sending the headers before the first body byte
+(adding Date, Server, and Content-Length when the whole body is known), sending a file with
+`os.sendfile`, reading the request body on demand (with `100 Continue` sent only when the
+application first reads), and draining what the application left unread so the connection can
+be reused. Building the environ and running the application is ``wsgi.py``; framing is the
+protocol's; the socket calls are ``sockets.py``.
+
+An `Exchange` is also what the `finish` and `access_log` hooks receive; its public attributes
+(`environ`, `head`, `peer`, `status`, `headers`, `bytes_sent`, `duration`) are theirs to read.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final
+
+from .._http import parse_content_length
+from .answers import SERVER_SOFTWARE, http_date
+from .protocol import Connection
+from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
+from .sockets import recv_some, send_all, send_file
+
+__all__ = ["DRAIN_LIMIT", "ClientGone", "Exchange"]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+# Bytes of unread request body consumed after a response so the connection can be reused;
+# past this the connection is closed instead (a client cannot make us read an arbitrarily
+# large upload nobody asked for).
+DRAIN_LIMIT: Final = 1 << 20
+
+
+class ClientGone(Exception):
+    """The peer closed, reset or stalled past the I/O timeout: nothing more can be sent."""
+
+
+class Exchange:
+    """One request and its answer on one connection."""
+
+    __slots__ = (
+        "body_read",
+        "bytes_sent",
+        "client_gone",
+        "close_after",
+        "continued",
+        "duration",
+        "environ",
+        "head",
+        "headers",
+        "headers_sent",
+        "http",
+        "io_timeout",
+        "is_head",
+        "peer",
+        "protocol_error",
+        "sock",
+        "status",
+        "stopping",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        http: Connection,
+        head: RequestHead,
+        peer: tuple[str, str],
+        io_timeout: float,
+        stopping: threading.Event,
+    ) -> None:
+        self.sock = sock
+        self.http = http
+        self.head = head
+        self.peer = peer
+        self.io_timeout = io_timeout
+        self.stopping = stopping
+        self.environ: dict[str, Any] = {}
+        self.is_head = head.method == "HEAD"
+        self.status: str | None = None  # as the application gave it, e.g. '200 OK'
+        self.headers: list[tuple[str, str]] = []  # as the application gave them
+        self.headers_sent = False
+        self.continued = False
+        self.close_after = False
+        self.client_gone = False
+        self.protocol_error: ProtocolError | None = None
+        self.body_read = 0
+        self.bytes_sent = 0
+        self.duration = 0.0  # seconds, set when the answer is complete
+
+    # -- the request body ------------------------------------------------------------------
+
+    def pull(self) -> bytes:
+        """The next piece of request body, b'' at its end; reads the socket only when needed."""
+        http = self.http
+        while True:
+            try:
+                event = http.next_event()
+            except ProtocolError as exc:
+                self.protocol_error = exc
+                raise
+            if type(event) is Data:
+                self.body_read += len(event.data)
+                return event.data
+            if type(event) is EndOfMessage or event is not NEED_DATA:
+                return b""
+            if self.head.expect_continue and not self.continued and not self.headers_sent:
+                # RFC 9110 §10.1.1: the client waits for this before sending the body, so it
+                # is sent only once the application actually asks for the body.
+                self.continued = True
+                self.send(http.send_informational(100))
+            try:
+                data = recv_some(self.sock, self.io_timeout)
+            except OSError as exc:
+                self.client_gone = True
+                raise ClientGone(f"reading the request body: {exc}") from exc
+            if not data:
+                self.client_gone = True
+                raise ClientGone("client closed the connection mid-body")
+            http.receive_data(data)
+
+    def drain(self) -> bool:
+        """Consume what the app left unread, up to DRAIN_LIMIT bytes; True if the body ended."""
+        if self.http.request_complete:
+            return True
+        if self._body_withheld():
+            return False  # the client never sent the body: the connection cannot be reused
+        start = self.body_read
+        try:
+            while self.pull():
+                if self.body_read - start > DRAIN_LIMIT:
+                    return False
+        except (ProtocolError, ClientGone):
+            return False
+        return self.http.request_complete
+
+    def _body_left_too_big(self) -> bool:
+        """True when the unread body cannot be drained, so the answer should announce close."""
+        head = self.head
+        if self.http.request_complete:
+            return False
+        if self._body_withheld():
+            return True
+        return (
+            head.content_length is not None and head.content_length - self.body_read > DRAIN_LIMIT
+        )
+
+    def _body_withheld(self) -> bool:
+        """The client waits for `100 Continue` that was never sent, so its body never came."""
+        head = self.head
+        return (
+            head.expect_continue
+            and not self.continued
+            and (head.chunked or bool(head.content_length))
+        )
+
+    # -- the response ----------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        try:
+            send_all(self.sock, data)
+        except OSError as exc:
+            self.client_gone = True
+            raise ClientGone(f"sending the response: {exc}") from exc
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    # PEP 3333: too late to change the answer, so the error goes up again.
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called again without exc_info")
+        if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
+            raise ValueError(f"invalid WSGI status {status!r}")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's imperative `write()`: sends at once (headers first, if still pending)."""
+        if not self.headers_sent:
+            self.send(self.head_bytes(None) + self.http.send_data(data))
+        elif data:
+            self.send(self.http.send_data(data))
+        self.bytes_sent += len(data)
+
+    def head_bytes(self, length: int | None) -> bytes:
+        """Status line and headers; `length` (a known total) becomes Content-Length if absent."""
+        status = self.status
+        if status is None:
+            raise AssertionError("the application did not call start_response()")
+        code = int(status[:3])
+        headers = list(self.headers)
+        has_length = has_date = has_server = False
+        for name, _ in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered == "date":
+                has_date = True
+            elif lowered == "server":
+                has_server = True
+        if not has_date:
+            headers.append(("Date", http_date()))
+        if not has_server:
+            headers.append(("Server", SERVER_SOFTWARE))
+        if (
+            length is not None
+            and not has_length
+            and code >= 200
+            and code not in (204, 304)
+            and not (self.is_head and length == 0)
+        ):
+            headers.append(("Content-Length", str(length)))
+        if self.close_after or self.stopping.is_set() or self._body_left_too_big():
+            self.close_after = True
+            headers.append(("Connection", "close"))
+        data = self.http.send_response(code, status[4:], headers, head=self.is_head)
+        self.headers_sent = True
+        return data
+
+    def finish(self) -> None:
+        if not self.headers_sent:
+            self.send(self.head_bytes(0) + self.http.send_end())
+        else:
+            tail = self.http.send_end()
+            if tail:
+                self.send(tail)
+
+    def send_single(self, body: bytes) -> None:
+        """The common case, a one-element list: headers and body in one send."""
+        http = self.http
+        self.send(self.head_bytes(len(body)) + http.send_data(body) + http.send_end())
+        self.bytes_sent = len(body)
+
+    def send_file(self, span: tuple[int, int, int]) -> None:
+        """Send the file span (fd, offset, size) with `os.sendfile`."""
+        fd, offset, size = span
+        declared = self._declared_length()
+        if declared is not None:
+            size = min(size, declared)
+        if self.is_head or (self.status or "")[:3] in ("204", "304"):
+            self.send(self.head_bytes(size) + self.http.send_end())  # no body: nothing to send
+            return
+        self.send(self.head_bytes(size))
+        try:
+            sent = send_file(self.sock, fd, offset, size, self.io_timeout)
+        except OSError as exc:
+            self.client_gone = True
+            raise ClientGone(f"sendfile: {exc}") from exc
+        self.bytes_sent = sent
+        self.http.mark_sent(sent)  # a short file leaves the count unfinished: no reuse
+        tail = self.http.send_end()
+        if tail:
+            self.send(tail)
+
+    def _declared_length(self) -> int | None:
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                return parse_content_length(value.strip(" \t"))
+        return None

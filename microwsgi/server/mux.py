@@ -1,0 +1,320 @@
+"""The multiplexing worker strategy (Linux): worker threads sharing one epoll set.
+
+This module owns where connections wait between requests while the server is busy, and which
+thread serves them. A worker that has answered a connection parks it in an epoll set that the
+workers share (EPOLLONESHOT) and goes on with whichever parked connection is ready, so that
+under load one thread serves request after request instead of every thread waking for its
+own connection and handing the GIL around. A connection parked for `HOLD` without a request
+goes back to the loop's selector ("sweeping"). A connection that used up its turn with more
+requests buffered goes to the back of a ready queue, behind the connections already waiting.
+
+At most one worker waits in epoll; the others sleep. One sleeper, the deputy, takes over that
+wait when it has been left empty for `PROMOTE` seconds (every worker inside a slow request).
+What a worker does with a connection is ``worker.py``; accepting and the selector are the
+engine's (``loop.py``), reached only through the `Owner` interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from .channel import Channel
+from .sockets import Waker
+from .worker import HOLD, Owner, Turn, Worker
+
+__all__ = ["AVAILABLE", "EpollWorkers"]
+
+AVAILABLE: Final = hasattr(select, "epoll")
+# How long the wait in epoll may stay empty before the deputy takes it over.
+PROMOTE: Final = 0.002
+_MASK: Final = (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT) if AVAILABLE else 0
+
+
+class EpollWorkers:
+    """A bounded set of threads sharing one epoll set of parked connections.
+
+    A connection is owned by exactly one of: the loop's selector, `_parked` (armed in the
+    epoll set), `_ready` (a request already buffered), or one worker. Whoever pops it from
+    `_parked` (under the lock) owns it; an event for a connection no longer parked is stale
+    and ignored. `_polling` says a worker waits in epoll; `_busy` counts workers serving a
+    connection; `_reserve` counts workers asleep on the condition.
+    """
+
+    def __init__(self, size: int, worker: Worker, owner: Owner, header_timeout: float) -> None:
+        self.size = size
+        self._worker = worker
+        self._owner = owner
+        self._stopping = owner.stopping
+        self._header_timeout = header_timeout
+        self._epoll = select.epoll()
+        self._waker = Waker()
+        self._epoll.register(self._waker.fileno(), select.EPOLLIN)
+        self._parked: dict[int, Channel] = {}
+        self._ready: deque[Channel] = deque()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # sleeping workers
+        self._deputy_cond = threading.Condition(lock)  # the deputy, while asleep
+        self._threads: list[threading.Thread] = []
+        self._polling = False
+        self._vacated = 0.0  # when a worker last left the wait in epoll, or looked for work
+        self._busy = 0
+        self._reserve = 0
+        self._deputy = False
+        self._deputy_asleep = False
+        self._sweep_at = 0.0
+        self._poll_forever = False  # the poller waits without a timeout (nothing parked)
+        # A test hook: called with the name of each scheduling step ("park", "sweep",
+        # "requeue", "spawn", "deputy", "takeover") and its connection, so that tests can wait
+        # for a step instead of sleeping. None outside tests.
+        self.trace_for_tests: Callable[[str, Channel | None], object] | None = None
+
+    def _trace(self, step: str, channel: Channel | None = None) -> None:
+        if self.trace_for_tests is not None:
+            self.trace_for_tests(step, channel)
+
+    # -- the engine's side -------------------------------------------------------------------
+
+    def dispatch(self, channel: Channel) -> None:
+        """Serve `channel`, which has bytes to read (loop thread)."""
+        self._park(channel, wake=True)
+
+    def forget(self, channel: Channel) -> None:
+        """`channel` is being closed: end its registration, which closing may not do (the
+        file may be shared with a forked child for a moment)."""
+        if channel.in_epoll:
+            channel.in_epoll = False
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(channel.fd)
+
+    def wake(self) -> None:
+        """Wake every worker (the engine is stopping)."""
+        self._waker.wake()
+        with self._cond:
+            self._cond.notify_all()
+            self._deputy_cond.notify_all()
+
+    def stop(self, deadline: float) -> None:
+        self.wake()
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self._epoll.close()
+        self._waker.close()
+
+    # -- a worker thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        serve, owner, stopping = self._worker.serve, self._owner, self._stopping
+        channel = self._wait()
+        while channel is not None:
+            turn = serve(channel)
+            if turn is Turn.CLOSE:
+                owner.close(channel)
+            elif stopping.is_set():
+                owner.hand_back(channel)
+            elif turn is Turn.READY:
+                channel = self._take(requeue=channel)
+                continue
+            else:
+                self._park(channel, wake=False)
+            # While another worker is busy too, leave the work to it: fewer threads taking
+            # turns means fewer hand-offs of the GIL.
+            retire = self._busy > 1
+            channel = None if retire else self._take()
+            if channel is None:
+                channel = self._wait(retire=retire)
+
+    def _start_thread(self) -> None:  # under the lock
+        self._busy += 1  # a new thread counts as busy until it waits
+        thread = threading.Thread(
+            target=self._run, name=f"microwsgi-worker-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+        self._trace("spawn")
+
+    def _park(self, channel: Channel, *, wake: bool) -> None:
+        """Watch `channel` in the epoll set for HOLD seconds, then give it back to the loop.
+
+        `wake`: make sure some worker will wait in epoll (the caller is not a worker).
+        """
+        until = time.monotonic() + HOLD
+        if channel.started is not None:
+            until = min(until, channel.started + self._header_timeout)
+        channel.park_until = until
+        fd = channel.fd
+        with self._cond:
+            self._parked[fd] = channel
+            if self._poll_forever:  # the poller must now wake to sweep
+                self._poll_forever = False
+                self._waker.wake()
+            if wake and not self._polling:
+                if self._deputy_asleep:
+                    self._deputy_cond.notify()
+                elif not self._reserve and len(self._threads) < self.size:
+                    self._start_thread()
+        self._trace("park", channel)
+        try:
+            if channel.in_epoll:
+                self._epoll.modify(fd, _MASK)
+            else:
+                try:
+                    self._epoll.register(fd, _MASK)
+                except FileExistsError:  # left by a closed socket whose file was shared
+                    self._epoll.modify(fd, _MASK)
+                channel.in_epoll = True
+        except OSError:
+            with self._cond:
+                if self._parked.pop(fd, None) is None:
+                    return  # taken already (cannot happen unarmed, but be safe)
+            self._owner.close(channel)
+
+    def _claim(self, events: list[tuple[int, int]]) -> Channel | None:
+        for fd, _ in events:
+            with self._cond:
+                channel = self._parked.pop(fd, None)
+            if channel is not None:
+                return channel
+        return None
+
+    def _sweep(self, now: float, everything: bool = False) -> None:
+        """Give connections parked past their time back to the loop's selector."""
+        self._sweep_at = now + HOLD / 2
+        with self._cond:
+            gone = [c for c in self._parked.values() if everything or c.park_until <= now]
+            for channel in gone:
+                del self._parked[channel.fd]
+            if everything:
+                gone.extend(self._ready)
+                self._ready.clear()
+        for channel in gone:
+            self.forget(channel)
+            self._trace("sweep", channel)
+            self._owner.hand_back(channel)
+
+    def _take(self, requeue: Channel | None = None) -> Channel | None:
+        """A connection to serve now, without waiting (the calling worker is busy).
+
+        `requeue` (a connection that used up its turn) goes behind those already waiting.
+        """
+        self._vacated = now = time.monotonic()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        try:
+            claimed = self._claim(self._epoll.poll(0, 1))
+        except OSError:
+            claimed = None
+        if requeue is None and not self._ready:
+            return claimed  # PERF: the usual case needs no lock
+        with self._cond:
+            if claimed is not None:
+                self._ready.append(claimed)
+            if requeue is not None:
+                self._ready.append(requeue)
+                self._trace("requeue", requeue)
+            return self._ready.popleft() if self._ready else None
+
+    def _vacant(self) -> bool:
+        """Nobody waits in epoll (a method, so that type narrowing does not stick)."""
+        return not self._polling
+
+    def _wait(self, *, retire: bool = False) -> Channel | None:
+        """Block until there is a connection to serve; None when the engine stops.
+
+        `retire`: other workers are busy and will look for work when done, so sleep even if
+        nobody waits in epoll (the deputy takes that wait if they stay busy too long).
+        """
+        cond, stopping = self._cond, self._stopping
+        with cond:
+            self._busy -= 1
+            while True:
+                if stopping.is_set():
+                    break
+                if self._ready:
+                    self._busy += 1
+                    return self._ready.popleft()
+                if not self._polling and not retire:
+                    self._polling = True
+                    break
+                retire = False
+                self._reserve += 1
+                if self._deputy:
+                    cond.wait()
+                    self._reserve -= 1
+                    continue
+                self._serve_as_deputy()
+                self._reserve -= 1
+                if self._reserve:
+                    cond.notify()  # another sleeper becomes the deputy
+        if stopping.is_set():
+            self._sweep(time.monotonic(), everything=True)
+            return None
+        return self._poll()
+
+    def _serve_as_deputy(self) -> None:  # under the lock
+        """Sleep until the wait in epoll has been left empty for PROMOTE seconds."""
+        cond, stopping = self._cond, self._stopping
+        self._deputy = True
+        self._trace("deputy")
+        while not stopping.is_set():
+            if self._vacant():
+                left = self._vacated + PROMOTE - time.monotonic()
+                if left <= 0:
+                    self._trace("takeover")
+                    break
+                cond.wait(left)
+            elif self._busy:
+                cond.wait(PROMOTE)
+            else:
+                self._deputy_asleep = True
+                self._deputy_cond.wait()
+                self._deputy_asleep = False
+        self._deputy = False
+
+    def _poll(self) -> Channel | None:
+        """Wait in epoll (this worker holds `_polling`) for a ready connection."""
+        epoll, cond, stopping = self._epoll, self._cond, self._stopping
+        wake_fd = self._waker.fileno()
+        while True:
+            with cond:
+                forever = self._poll_forever = not self._parked
+            try:
+                events = epoll.poll(-1 if forever else HOLD / 2, 1)
+            except OSError:
+                events = []
+            if events and events[0][0] == wake_fd:
+                self._waker.clear()
+                events = []
+            channel = self._claim(events)
+            now = time.monotonic()
+            if now >= self._sweep_at:
+                self._sweep(now)
+            with cond:
+                self._poll_forever = False
+                if channel is None and not self._ready and not stopping.is_set():
+                    continue
+                self._polling = False
+                self._vacated = now
+                if stopping.is_set():
+                    if channel is not None:
+                        self._ready.append(channel)
+                    break
+                self._busy += 1
+                if self._ready:
+                    if channel is not None:
+                        self._ready.append(channel)
+                    channel = self._ready.popleft()
+                if self._deputy_asleep:
+                    self._deputy_cond.notify()
+                elif not self._reserve and len(self._threads) < self.size:
+                    self._start_thread()
+                return channel
+        self._sweep(now, everything=True)
+        return None

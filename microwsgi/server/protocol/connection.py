@@ -1,0 +1,286 @@
+"""`Connection`: one server-side HTTP/1.1 connection as a sans-IO state machine.
+
+This module owns the order of things on a connection: a request head, its body, then the
+response (status line and fields, body framed by Content-Length, chunked coding or close),
+then either the next cycle or the end. It decides whether the connection can carry another
+request (RFC 9112 §9.3) and refuses to put on the wire what would split or corrupt a
+response. It never touches a socket, a clock or a thread: the workers feed it bytes and
+write what it returns, and the WSGI bridge turns its events into an environ. Reading a head
+is ``head.py``, reading a body ``body.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ..._http import TOKEN_RE, parse_content_length, reason_phrase
+from .body import ChunkedReader, LengthReader
+from .events import (
+    DEFAULT_LIMITS,
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    EndOfMessage,
+    Event,
+    Limits,
+    ProtocolError,
+    RequestHead,
+    Sentinel,
+)
+from .fields import build_request_head
+from .grammar import tokens
+from .head import HeadReader
+
+__all__ = ["Connection"]
+
+_FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length"))
+
+
+class _In(enum.Enum):
+    HEAD = enum.auto()
+    BODY = enum.auto()
+    DONE = enum.auto()  # request complete; the next one waits for start_next_cycle()
+    CLOSED = enum.auto()
+
+
+class _Out(enum.Enum):
+    IDLE = enum.auto()
+    NO_BODY = enum.auto()  # HEAD, 204, 304
+    LENGTH = enum.auto()
+    CHUNKED = enum.auto()
+    UNTIL_CLOSE = enum.auto()  # RFC 9112 §6.3 item 8: the body ends when we close
+    DONE = enum.auto()
+
+
+class Connection:
+    """One server-side HTTP/1.1 connection, one request/response cycle at a time."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._buf = bytearray()
+        self._eof = False
+        self._error: ProtocolError | None = None
+        self._keep_alive = True
+        self._reset_cycle()
+
+    def _reset_cycle(self) -> None:
+        self._in = _In.HEAD
+        self._out = _Out.IDLE
+        self._request: RequestHead | None = None
+        self._head = HeadReader(self.limits)
+        self._body: LengthReader | ChunkedReader | None = None
+        self._out_remaining = 0
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the peer; ``b''`` means the peer closed its side."""
+        if self._eof and data:
+            raise RuntimeError("received data after EOF")
+        if data:
+            if self._error is None:  # after an error nothing more is parsed, so nothing kept
+                self._buf += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | Sentinel:
+        """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
+        if self._error is not None:
+            raise ProtocolError(self._error.status, self._error.message)
+        try:
+            state = self._in
+            if state is _In.HEAD:
+                event: Event | Sentinel = self._read_head()
+            elif state is _In.BODY:
+                assert self._body is not None
+                event = self._body.read(self._buf)
+                if type(event) is EndOfMessage:
+                    self._in = _In.DONE
+            elif state is _In.DONE:
+                return PAUSED
+            else:
+                return ConnectionClosed()
+        except ProtocolError as exc:
+            self._error = exc
+            self._keep_alive = False
+            raise
+        if event is NEED_DATA and self._eof:
+            return self._at_eof()
+        return event
+
+    def _read_head(self) -> RequestHead | Sentinel:
+        head = self._head
+        if not head.read(self._buf):
+            return NEED_DATA
+        assert head.request_line is not None
+        request = build_request_head(head.request_line, head.fields, self.limits)
+        self._request = request
+        if not request.keep_alive:
+            self._keep_alive = False
+        self._in = _In.BODY
+        if request.chunked:
+            self._body = ChunkedReader(self.limits)
+        else:
+            self._body = LengthReader(request.content_length or 0)
+        return request
+
+    def _at_eof(self) -> ConnectionClosed:
+        if self._in is _In.HEAD and not self._buf and not self._head.started:
+            self._in = _In.CLOSED
+            return ConnectionClosed()
+        self._error = ProtocolError(400, "connection closed mid-request")
+        self._keep_alive = False
+        raise ProtocolError(400, "connection closed mid-request")
+
+    @property
+    def request(self) -> RequestHead | None:
+        """The current cycle's request, once its head has been parsed."""
+        return self._request
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection can carry another request after the current cycle."""
+        return self._keep_alive and self._error is None
+
+    @property
+    def request_complete(self) -> bool:
+        return self._in is _In.DONE
+
+    @property
+    def response_complete(self) -> bool:
+        return self._out is _Out.DONE
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer has sent EOF (buffered pipelined requests may still be answered)."""
+        return self._eof
+
+    @property
+    def pipelined(self) -> bool:
+        """Bytes of a next request are already buffered behind the complete current one."""
+        return self._in is _In.DONE and bool(self._buf)
+
+    def start_next_cycle(self) -> None:
+        if not (self.request_complete and self.response_complete and self.keep_alive):
+            raise RuntimeError(
+                "cannot start a new cycle: request or response unfinished, or closing"
+            )
+        self._reset_cycle()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_informational(self, status: int = 100) -> bytes:
+        """An interim response; ``b''`` to HTTP/1.0 clients, who never get one (RFC 9110 §15.2)."""
+        if not 100 <= status < 200 or status == 101:
+            raise ValueError(f"{status} is not an informational status we can send")
+        if self._out is not _Out.IDLE:
+            raise RuntimeError("informational response after the final response started")
+        if self._request is None or self._request.http_version == "1.0":
+            return b""
+        return f"HTTP/1.1 {status} {reason_phrase(status)}\r\n\r\n".encode("latin-1")
+
+    def send_response(
+        self, status: int, reason: str, headers: list[tuple[str, str]], *, head: bool = False
+    ) -> bytes:
+        """The status line and header section; chooses the body framing and keep-alive."""
+        if self._out is not _Out.IDLE:
+            raise RuntimeError("response already started")
+        if not 200 <= status <= 999:
+            raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
+        lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+        length: str | None = None
+        close = False
+        for name, value in headers:
+            key = name.lower()
+            if key in _FRAMING_FIELDS:
+                if key == "connection":
+                    # Hop-by-hop: we write our own, honouring an application's wish to close.
+                    close = close or "close" in tokens(value)
+                    continue
+                if key == "transfer-encoding":
+                    raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
+                value = value.strip(" \t")
+                if parse_content_length(value) is None or length not in (None, value):
+                    raise ValueError(f"invalid or conflicting Content-Length {value!r}")
+                length = value
+                if status == 204:
+                    continue  # RFC 9110 §8.6: never on 204
+            if not TOKEN_RE.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a token")
+            lines.append(f"{name}: {value}\r\n")
+        head_bytes = _encode_head(lines)
+        return head_bytes + self._choose_framing(status, length, head, close)
+
+    def _choose_framing(self, status: int, length: str | None, head: bool, close: bool) -> bytes:
+        request = self._request
+        if close or self._error is not None or request is None:
+            self._keep_alive = False
+        if request is not None and request.method == "HEAD":
+            head = True
+        extra = b""
+        if head or status in (204, 304):
+            # RFC 9110 §6.4.1: no content; a Content-Length here describes the GET response.
+            self._out = _Out.NO_BODY
+        elif length is not None:
+            self._out = _Out.LENGTH
+            self._out_remaining = int(length)
+        elif request is not None and request.http_version == "1.1":
+            self._out = _Out.CHUNKED
+            extra = b"Transfer-Encoding: chunked\r\n"
+        else:
+            self._out = _Out.UNTIL_CLOSE
+            self._keep_alive = False
+        if not self.keep_alive:
+            extra += b"Connection: close\r\n"
+        elif request is not None and request.http_version == "1.0":
+            extra += b"Connection: keep-alive\r\n"
+        return extra + b"\r\n"
+
+    def send_data(self, data: bytes) -> bytes:
+        """Frame ``data`` for the wire; bytes past a declared Content-Length are dropped."""
+        out = self._out
+        if out is _Out.IDLE or out is _Out.DONE:
+            raise RuntimeError("send_data outside a response body")
+        if not data or out is _Out.NO_BODY:
+            return b""
+        if out is _Out.CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if out is _Out.LENGTH:
+            data = data[: self._out_remaining]
+            self._out_remaining -= len(data)
+        return bytes(data)
+
+    def mark_sent(self, size: int) -> None:
+        """Count ``size`` body bytes written without send_data (``os.sendfile``).
+
+        Only for Content-Length or close-delimited bodies, which need no framing per write.
+        """
+        if self._out is _Out.LENGTH and 0 <= size <= self._out_remaining:
+            self._out_remaining -= size
+        elif self._out is not _Out.UNTIL_CLOSE:
+            raise RuntimeError("mark_sent needs an unframed body with that many bytes left")
+
+    def send_end(self) -> bytes:
+        """Finish the response body; a body shorter than its Content-Length forbids reuse."""
+        out = self._out
+        if out is _Out.IDLE or out is _Out.DONE:
+            raise RuntimeError("send_end outside a response")
+        self._out = _Out.DONE
+        if out is _Out.CHUNKED:
+            return b"0\r\n\r\n"
+        if out is _Out.LENGTH and self._out_remaining:
+            self._keep_alive = False
+        return b""
+
+
+def _encode_head(lines: list[str]) -> bytes:
+    """Encode header lines, refusing what would split or corrupt them on the wire."""
+    try:
+        raw = "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"response head is not latin-1: {exc}") from None
+    # Each line brings exactly one CR and one LF; any more is an injected line ending.
+    if raw.count(b"\n") != len(lines) or raw.count(b"\r") != len(lines) or b"\0" in raw:
+        bad = next(x for x in lines if x.count("\n") + x.count("\r") > 2 or "\0" in x)
+        raise ValueError(f"CR, LF or NUL inside the response line {bad!r}")
+    return raw

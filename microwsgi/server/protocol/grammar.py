@@ -1,0 +1,136 @@
+"""The request grammar of RFC 9112/9110, as patterns and the checks that apply them to a line.
+
+This module owns what a well-formed request line, field line, Host value and chunk-size line
+look like, and says in one sentence why a line is not one. It works on one line at a time and
+keeps no state: which line comes next, and the limits over a whole section, belong to
+``head.py``; what a field *means* (Host, Content-Length, Transfer-Encoding...) to ``fields.py``;
+the forms of a request-target to ``target.py``.
+
+Every line of a head, chunk header and trailer section must end in CRLF. RFC 9112 §2.2 only
+*allows* a recipient to accept a bare LF; accepting it would let us see a header line that an
+intermediary in front of us does not, which is how requests get smuggled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ..._http import TCHAR, TOKEN_BYTES_RE
+from .events import Limits, ProtocolError
+
+_TCHAR: Final = TCHAR.encode("ascii")
+# RFC 9110 §9.1: method = token, case-sensitive. Like gunicorn we take only the conventional
+# shape every registered method has: 3 to 20 characters, no lower-case letter, no '#'.
+_METHOD_CHAR: Final = rb"[!$%&'*+\-.^_`|~0-9A-Z]"
+_METHOD_PREFIX_RE: Final = re.compile(_METHOD_CHAR + rb"*")
+_MIN_METHOD: Final = 3
+_MAX_METHOD: Final = 20
+_MAX_VERSION: Final = len(b" HTTP/1.1")
+
+# RFC 9112 §3: method SP request-target SP HTTP-version. The target is printable ASCII: RFC
+# 3986 §2 has every other byte percent-encoded, and gunicorn refuses raw bytes >= 0x80 too.
+REQUEST_LINE_RE: Final = re.compile(
+    rb"(%s{%d,%d}) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])" % (_METHOD_CHAR, _MIN_METHOD, _MAX_METHOD)
+)
+# RFC 9112 §5 / RFC 9110 §5.5: field-name ":" OWS field-value OWS. The value holds VCHAR,
+# obs-text, and SP/HTAB between them; any other control byte (NUL, CR, DEL...) is refused
+# rather than cleaned up.
+_VCHAR: Final = rb"[\x21-\x7e\x80-\xff]"  # VCHAR or obs-text
+FIELD_RE: Final = re.compile(
+    rb"(%s+):[ \t]*((?:%s(?:[\t\x20-\x7e\x80-\xff]*%s)?)?)[ \t]*" % (_TCHAR, _VCHAR, _VCHAR)
+)
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: uri-host [ ":" port ], host an IP-literal or a reg-name.
+HOST_RE: Final = re.compile(
+    r"(?:\[[0-9A-Za-z:.!$&'()*+,;=\-_~]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+# RFC 9112 §7.1: chunk-size = 1*HEXDIG; past 16 digits no body is meant.
+CHUNK_SIZE_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+# a name being a token and a value a token or a quoted-string (RFC 9110 §5.6.2, §5.6.4).
+_QUOTED_STRING: Final = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXT_RE: Final = re.compile(
+    rb"(?:[ \t]*;[ \t]*%s+(?:[ \t]*=[ \t]*(?:%s+|%s))?)*" % (_TCHAR, _TCHAR, _QUOTED_STRING)
+)
+
+
+def check_request_line_prefix(buf: bytes | bytearray, end: int, limits: Limits) -> None:
+    """Check what is known of a request line: ``buf[:end]``, complete or not.
+
+    Run on partial lines too, so a TLS handshake or a target that never ends is refused at once
+    rather than buffered; the checks run in one order so a request gets the same status however
+    its bytes are split. Each call costs O(1) until the line is longer than the target cap.
+    """
+    sp1 = buf.find(b" ", 0, min(end, _MAX_METHOD + 1))
+    method_end = sp1 if sp1 != -1 else min(end, _MAX_METHOD + 1)
+    if not _METHOD_PREFIX_RE.fullmatch(buf, 0, method_end) or 0 <= sp1 < _MIN_METHOD:
+        raise ProtocolError(400, "malformed request method")
+    if sp1 == -1:
+        if end > _MAX_METHOD:
+            raise ProtocolError(400, "malformed request method")
+        return
+    if limits.max_request_line is not None and end > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    if end - sp1 - 1 <= limits.max_target:
+        return
+    sp2 = buf.find(b" ", sp1 + 1, end)
+    if (sp2 if sp2 != -1 else end) - sp1 - 1 > limits.max_target:
+        raise ProtocolError(414, "request target too long")
+    if end - sp2 > _MAX_VERSION:
+        raise ProtocolError(400, "malformed request line")
+
+
+def parse_request_line(line: bytes, has_cr: bool, limits: Limits) -> tuple[str, str, str]:
+    """(method, target, "1.1" or "1.0") of a complete request line, or ProtocolError."""
+    if len(line) > limits.max_target or (
+        limits.max_request_line is not None and len(line) > limits.max_request_line
+    ):  # only then can a length limit be hit: check as the partial line was checked
+        check_request_line_prefix(line, len(line), limits)
+    if not has_cr:
+        raise ProtocolError(400, "bare LF line ending")
+    match = REQUEST_LINE_RE.fullmatch(line)
+    if match is None:
+        raise ProtocolError(400, "malformed request line")
+    method, target, version = match.groups()
+    # RFC 9110 §6.2: other minor versions of 1.x are 1.1-compatible, but we only speak those
+    # two; any other well-formed version is answered 505.
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise ProtocolError(505, f"unsupported version {version.decode('ascii')}")
+    return method.decode("ascii"), target.decode("ascii"), version[5:].decode("ascii")
+
+
+def field_problem(line: bytes) -> str:
+    """Say why ``line`` is not a field line (all of these are 400)."""
+    if line[:1] in (b" ", b"\t"):
+        # RFC 9112 §5.2: obs-fold is obsolete; a server may reject it with 400.
+        return "obsolete line folding"
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return "header line without a colon"
+    if not TOKEN_BYTES_RE.fullmatch(name):
+        # RFC 9112 §5.1: this includes whitespace between the field name and the colon.
+        return f"invalid header name {name[:64]!r}"
+    return f"invalid byte in header {name.decode('ascii')!r}"
+
+
+def chunk_size(line: bytes, has_cr: bool, limits: Limits) -> int:
+    """The size a chunk-size line announces (RFC 9112 §7.1), extensions ignored."""
+    if len(line) > limits.max_chunk_line:
+        raise ProtocolError(400, "chunk header too long")
+    if not has_cr:
+        raise ProtocolError(400, "bare LF line ending")
+    size, semicolon, _ = line.partition(b";")
+    if semicolon:
+        size = size.rstrip(b" \t")  # BWS may precede the first ';'
+    if not CHUNK_SIZE_RE.fullmatch(size):
+        raise ProtocolError(400, "invalid chunk size")
+    # Extensions are accepted and ignored, but must follow their grammar (as gunicorn holds
+    # them to it): whatever two parsers could read differently is refused.
+    if semicolon and not _CHUNK_EXT_RE.fullmatch(line, len(size)):
+        raise ProtocolError(400, "invalid chunk extension")
+    return int(size, 16)
+
+
+def tokens(value: str) -> list[str]:
+    """The elements of a comma-separated list, lower-cased (RFC 9110 §5.6.1)."""
+    return [t for t in (t.strip(" \t").lower() for t in value.split(",")) if t]

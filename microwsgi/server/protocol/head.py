@@ -1,0 +1,155 @@
+"""Reading a header section from bytes: the one path for request heads and trailer sections.
+
+This module owns the walk over the lines of a head as they arrive: empty lines before the
+request line, the request line, then field lines until the blank line, under the section's
+limits, in stream order. Each call takes every complete line in the buffer, so a head that
+arrived whole is split at once and a head trickling in a byte at a time costs linear time;
+either way the first problem in the stream is the one reported, so a request gets the same
+answer however its bytes are split. What one line must look like is ``grammar.py``; what the
+fields mean is ``fields.py``.
+"""
+
+from __future__ import annotations
+
+from .events import Limits, ProtocolError
+from .fields import FORBIDDEN_TRAILERS
+from .grammar import FIELD_RE, check_request_line_prefix, field_problem, parse_request_line
+from .target import split_target
+
+__all__ = ["HeadReader"]
+
+RequestLine = tuple[str, str, str, str, str, "str | None"]
+
+
+class HeadReader:
+    """Collects one header section: a request's (request line first) or a trailer section."""
+
+    __slots__ = (
+        "_limits",
+        "_scan",
+        "_skipped_empty_line",
+        "_trailers",
+        "_used",
+        "fields",
+        "request_line",
+    )
+
+    def __init__(self, limits: Limits, *, trailers: bool = False) -> None:
+        self.request_line: RequestLine | None = None
+        self.fields: list[tuple[str, str]] = []
+        self._limits = limits
+        self._trailers = trailers
+        self._used = 0  # bytes of field lines taken, line endings included
+        self._scan = 0  # where the search for the section's end resumes
+        self._skipped_empty_line = False
+
+    @property
+    def started(self) -> bool:
+        """Some line of the section has been taken already."""
+        return self.request_line is not None or bool(self.fields)
+
+    def read(self, buf: bytearray) -> bool:
+        """Take the complete lines at the front of `buf`; True once the section has ended.
+
+        What is left in `buf` is the start of an unfinished line (checked as far as it goes)
+        or, after True, whatever follows the section.
+        """
+        if self.request_line is None and not self._trailers:
+            # RFC 9112 §2.2: a server should ignore at least one empty line before the request
+            # line; gunicorn ignores exactly one, and so do we (a second is an empty request line).
+            if buf.startswith(b"\r\n") and not self._skipped_empty_line:
+                del buf[:2]
+                self._skipped_empty_line = True
+        elif buf.startswith(b"\r\n"):  # the blank line that ends the section
+            del buf[:2]
+            return True
+        end = buf.find(b"\r\n\r\n", self._scan)
+        if end != -1:
+            self._take(bytes(buf[: end + 2]))
+            del buf[: end + 4]
+            return True
+        stop = buf.rfind(b"\n", self._scan) + 1
+        if stop:
+            self._take(bytes(buf[:stop]))
+            del buf[:stop]
+        self._scan = max(0, len(buf) - 3)
+        partial = len(buf) - buf.endswith(b"\r")  # a trailing CR may start a CRLF
+        if self.request_line is None and not self._trailers:
+            check_request_line_prefix(buf, partial, self._limits)
+        else:
+            self._check_size(partial, 2 if partial else 0)
+        return False
+
+    def _take(self, block: bytes) -> None:
+        """Take the lines of `block`, which ends in a line ending."""
+        lines = block.split(b"\r\n")
+        if block.count(b"\n") != len(lines) - 1:
+            # A bare LF somewhere: go line by line so the problem is reported where it is.
+            for raw in block.split(b"\n")[:-1]:
+                has_cr = raw.endswith(b"\r")
+                self._take_line(raw[:-1] if has_cr else raw, has_cr)
+            return
+        lines.pop()  # the empty string after the last CRLF
+        if self.request_line is None and not self._trailers:
+            self._take_line(lines[0], True)
+            del lines[0]
+        if lines:
+            self._take_fields(lines)
+
+    def _take_line(self, line: bytes, has_cr: bool) -> None:
+        if self.request_line is None and not self._trailers:
+            method, target, version = parse_request_line(line, has_cr, self._limits)
+            self.request_line = (method, target, version, *split_target(method, target))
+        else:
+            self._take_field(line, has_cr)
+
+    def _take_fields(self, lines: list[bytes]) -> None:
+        """Take complete field lines that ended in CRLF."""
+        limits = self._limits
+        used = self._used + sum(map(len, lines)) + 2 * len(lines)
+        # PERF: the whole batch is checked at C speed; a batch with any problem is taken again
+        # line by line, so that the first problem in the stream is the one reported.
+        matches = list(map(FIELD_RE.fullmatch, lines))
+        if (
+            used <= limits.max_header_bytes
+            and len(self.fields) + len(lines) <= limits.max_header_count
+            and None not in matches
+            and (limits.max_field_size is None or max(map(len, lines)) + 2 <= limits.max_field_size)
+        ):
+            fields = [
+                (m[1].lower().decode("ascii"), m[2].decode("latin-1"))
+                for m in matches
+                if m is not None
+            ]
+            if not self._trailers or FORBIDDEN_TRAILERS.isdisjoint(k for k, _ in fields):
+                self.fields += fields
+                self._used = used
+                return
+        for line in lines:
+            self._take_field(line, True)
+
+    def _take_field(self, line: bytes, has_cr: bool) -> None:
+        """Take one field line, without its line ending (``has_cr``: it ended in CRLF)."""
+        # Limits come before the line's own shape so that a long malformed line gets the same
+        # answer whether it arrives whole or byte by byte (see _check_size).
+        self._check_size(len(line), 2)
+        self._used += len(line) + 2
+        if len(self.fields) >= self._limits.max_header_count:
+            raise ProtocolError(431, "too many header fields")
+        if not has_cr:
+            raise ProtocolError(400, "bare LF line ending")
+        match = FIELD_RE.fullmatch(line)
+        if match is None:
+            raise ProtocolError(400, field_problem(line))
+        name = match[1].lower().decode("ascii")
+        if self._trailers and name in FORBIDDEN_TRAILERS:
+            raise ProtocolError(400, f"{name} is not allowed as a trailer field")
+        self.fields.append((name, match[2].decode("latin-1")))
+
+    def _check_size(self, length: int, ending: int) -> None:
+        """A field line of `length` bytes (plus `ending`) must fit the section and line caps."""
+        limits = self._limits
+        if self._used + length + ending > limits.max_header_bytes:
+            raise ProtocolError(431, "header section too large")
+        if limits.max_field_size is not None and length + ending > limits.max_field_size:
+            raise ProtocolError(431, "header field too large")

@@ -1,0 +1,195 @@
+"""Serving a connection: the one loop body that both worker strategies run.
+
+This module owns what a worker does with a connection it has been given: read what the client
+sent, answer each complete request through the WSGI bridge, answer a protocol error or a head
+that took too long (408) and close, and decide what happens next, as a `Turn`: close the
+connection, watch it for the next request, or serve it again soon because more requests are
+already buffered (a turn is at most `TURN_LIMIT` requests, so one pipelining client cannot
+starve the others). Which thread runs it, and where an idle connection waits, is the
+strategy's: ``mux.py`` (Linux, epoll) or ``pool.py`` (portable).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from .answers import error_answer
+from .channel import Channel
+from .config import ServerConfig
+from .protocol.events import NEED_DATA, ProtocolError, RequestHead
+from .sockets import RECV_SIZE, lingering_close, send_all, set_receive_timeout
+from .wsgi import WSGIBridge
+
+__all__ = ["HOLD", "TURN_LIMIT", "Owner", "Turn", "Worker", "refuse", "time_out"]
+
+log = logging.getLogger("microwsgi.server")
+
+# Requests one connection may have answered in a row while others may be waiting.
+TURN_LIMIT: Final = 16
+# How long an answered connection is held for its next request before it goes back to the
+# loop's selector. A keep-alive client usually sends its next request within a fraction of a
+# millisecond; catching it here saves two thread hand-offs per request.
+HOLD: Final = 0.05
+
+
+class Turn(enum.Enum):
+    """How a worker's turn on a connection ended."""
+
+    CLOSE = "close"  # the connection is finished (or broken): close it
+    IDLE = "idle"  # nothing buffered: watch the socket for the client's next bytes
+    READY = "ready"  # TURN_LIMIT reached with the next request already buffered
+
+
+class Owner(Protocol):
+    """What a worker strategy needs from the engine that owns the connections."""
+
+    stopping: threading.Event
+
+    def hand_back(self, channel: Channel) -> None:
+        """Take an idle connection back into the loop thread's selector."""
+
+    def close(self, channel: Channel) -> None:
+        """Close a connection (from any thread)."""
+
+
+class Worker:
+    """Answers the requests of the connections it is given; shared by every worker thread."""
+
+    def __init__(
+        self,
+        bridge: WSGIBridge,
+        config: ServerConfig,
+        stopping: threading.Event,
+        on_last_request: Callable[[], object],
+    ) -> None:
+        self._bridge = bridge
+        self._header_timeout = config.header_timeout
+        self._stopping = stopping
+        self._max_requests = config.max_requests
+        self._numbers = itertools.count(1)  # next() is atomic: no lock for the count
+        self._on_last_request = on_last_request
+
+    def serve(self, channel: Channel, hold: Callable[[], float] | None = None) -> Turn:
+        """Answer what `channel` has sent, at most TURN_LIMIT requests.
+
+        `hold()` says how long to wait on this connection for its next request before giving
+        it up (None: never wait, the strategy watches idle connections itself).
+        """
+        try:
+            return self._serve(channel, hold)
+        except BaseException:  # a bug here must not take the worker thread with it
+            log.exception("unexpected error serving %s", channel.peer[0])
+            return Turn.CLOSE
+
+    def _serve(self, channel: Channel, hold: Callable[[], float] | None) -> Turn:
+        try:
+            self._receive(channel, 0)
+        except OSError:
+            return Turn.CLOSE
+        http = channel.http
+        served = 0
+        while True:
+            try:
+                event = http.next_event()
+            except ProtocolError as exc:
+                self._refuse_request(channel, exc)
+                return Turn.CLOSE
+            if type(event) is RequestHead:
+                if not self._answer(channel, event):
+                    return Turn.CLOSE
+                served += 1
+                if served >= TURN_LIMIT:
+                    # A pipelined request already begun is not reported by the socket again.
+                    return Turn.READY if channel.started is not None else Turn.IDLE
+            elif event is NEED_DATA:
+                if self._stopping.is_set():
+                    return Turn.CLOSE
+                wait = hold() if hold is not None else 0.0
+                started = channel.started
+                if started is not None:
+                    # Trickled bytes do not extend the header timeout (slowloris).
+                    left = started + self._header_timeout - time.monotonic()
+                    if left <= 0:
+                        time_out(channel)
+                        return Turn.CLOSE
+                    wait = min(wait, left)
+                try:
+                    if wait <= 0 or not self._receive(channel, wait):
+                        return Turn.IDLE
+                except OSError:
+                    return Turn.CLOSE
+            else:  # ConnectionClosed: the peer is done with us
+                return Turn.CLOSE
+
+    def _receive(self, channel: Channel, timeout: float) -> bool:
+        """Feed what the peer sent to the protocol; False if nothing came within `timeout`."""
+        sock = channel.sock
+        flags: int = socket.MSG_DONTWAIT
+        if timeout > 0:
+            flags = 0
+            if channel.receive_timeout != timeout:
+                set_receive_timeout(sock, timeout)
+                channel.receive_timeout = timeout
+        try:
+            data = sock.recv(RECV_SIZE, flags)
+        except BlockingIOError:
+            return False
+        if data and channel.started is None:
+            channel.started = time.monotonic()
+        channel.http.receive_data(data)
+        return True
+
+    def _answer(self, channel: Channel, head: RequestHead) -> bool:
+        """Run the app for one request; False when the connection must close."""
+        http = channel.http
+        channel.started = None
+        if self._max_requests is not None and next(self._numbers) == self._max_requests:
+            log.info("served %d requests: stopping after the ones in flight", self._max_requests)
+            self._on_last_request()  # before answering, so that this answer says "close"
+        if not self._bridge.handle(channel.sock, http, head, channel.peer, channel.base_environ):
+            if not http.request_complete and not http.peer_closed:
+                lingering_close(channel.sock)
+            return False
+        if http.pipelined:  # the next request has begun: its header timeout runs
+            channel.started = time.monotonic()
+        http.start_next_cycle()
+        return True
+
+    def _refuse_request(self, channel: Channel, error: ProtocolError) -> None:
+        if channel.http.peer_closed and error.status == 400:
+            return  # the client hung up mid-request: nobody is listening
+        log.info("%s: %d %s", channel.peer[0], error.status, error.message)
+        refuse(channel, error.status, error.message, block=True)
+
+
+def time_out(channel: Channel) -> None:
+    """Answer a request head that did not arrive in time (RFC 9110 §15.5.9): 408, then close."""
+    log.info("%s: request head timed out", channel.peer[0])
+    refuse(channel, 408, "request head not received in time", block=False)
+
+
+def refuse(channel: Channel, status: int, message: str, *, block: bool) -> None:
+    """Send a plain-text error answer; `block=False` (the loop thread) never waits on the client.
+
+    The caller closes the connection afterwards.
+    """
+    try:
+        head, body = error_answer(channel.http, status, message)
+    except RuntimeError:
+        return  # a response had already started: closing is all that is left
+    sock = channel.sock
+    try:
+        if not block:
+            sock.send(head + body, socket.MSG_DONTWAIT)
+            return
+        send_all(sock, head + body)
+    except OSError:
+        return
+    lingering_close(sock)
