@@ -74,10 +74,6 @@ class EpollWorkers:
         # for a step instead of sleeping. None outside tests.
         self.trace_for_tests: Callable[[str, Channel | None], object] | None = None
 
-    def _trace(self, step: str, channel: Channel | None = None) -> None:
-        if self.trace_for_tests is not None:
-            self.trace_for_tests(step, channel)
-
     # -- the engine's side -------------------------------------------------------------------
 
     def dispatch(self, channel: Channel) -> None:
@@ -138,7 +134,8 @@ class EpollWorkers:
         )
         self._threads.append(thread)
         thread.start()
-        self._trace("spawn")
+        if self.trace_for_tests is not None:
+            self.trace_for_tests("spawn", None)
 
     def _park(self, channel: Channel, *, wake: bool) -> None:
         """Watch `channel` in the epoll set for HOLD seconds, then give it back to the loop.
@@ -160,7 +157,8 @@ class EpollWorkers:
                     self._deputy_cond.notify()
                 elif not self._reserve and len(self._threads) < self.size:
                     self._start_thread()
-        self._trace("park", channel)
+        if self.trace_for_tests is not None:
+            self.trace_for_tests("park", channel)
         try:
             if channel.in_epoll:
                 self._epoll.modify(fd, _MASK)
@@ -196,7 +194,8 @@ class EpollWorkers:
                 self._ready.clear()
         for channel in gone:
             self.forget(channel)
-            self._trace("sweep", channel)
+            if self.trace_for_tests is not None:
+                self.trace_for_tests("sweep", channel)
             self._owner.hand_back(channel)
 
     def _take(self, requeue: Channel | None = None) -> Channel | None:
@@ -218,7 +217,8 @@ class EpollWorkers:
                 self._ready.append(claimed)
             if requeue is not None:
                 self._ready.append(requeue)
-                self._trace("requeue", requeue)
+                if self.trace_for_tests is not None:
+                    self.trace_for_tests("requeue", requeue)
             return self._ready.popleft() if self._ready else None
 
     def _vacant(self) -> bool:
@@ -262,12 +262,14 @@ class EpollWorkers:
         """Sleep until the wait in epoll has been left empty for PROMOTE seconds."""
         cond, stopping = self._cond, self._stopping
         self._deputy = True
-        self._trace("deputy")
+        if self.trace_for_tests is not None:
+            self.trace_for_tests("deputy", None)
         while not stopping.is_set():
             if self._vacant():
                 left = self._vacated + PROMOTE - time.monotonic()
                 if left <= 0:
-                    self._trace("takeover")
+                    if self.trace_for_tests is not None:
+                        self.trace_for_tests("takeover", None)
                     break
                 cond.wait(left)
             elif self._busy:

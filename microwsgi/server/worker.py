@@ -83,50 +83,47 @@ class Worker:
         it up (None: never wait, the strategy watches idle connections itself).
         """
         try:
-            return self._serve(channel, hold)
+            try:
+                self._receive(channel, 0)
+            except OSError:
+                return Turn.CLOSE
+            http = channel.http
+            served = 0
+            while True:
+                try:
+                    event = http.next_event()
+                except ProtocolError as exc:
+                    self._refuse_request(channel, exc)
+                    return Turn.CLOSE
+                if type(event) is RequestHead:
+                    if not self._answer(channel, event):
+                        return Turn.CLOSE
+                    served += 1
+                    if served >= TURN_LIMIT:
+                        # A pipelined request already begun is not reported by the socket again.
+                        return Turn.READY if channel.started is not None else Turn.IDLE
+                elif event is NEED_DATA:
+                    if self._stopping.is_set():
+                        return Turn.CLOSE
+                    wait = hold() if hold is not None else 0.0
+                    started = channel.started
+                    if started is not None:
+                        # Trickled bytes do not extend the header timeout (slowloris).
+                        left = started + self._header_timeout - time.monotonic()
+                        if left <= 0:
+                            time_out(channel)
+                            return Turn.CLOSE
+                        wait = min(wait, left)
+                    try:
+                        if wait <= 0 or not self._receive(channel, wait):
+                            return Turn.IDLE
+                    except OSError:
+                        return Turn.CLOSE
+                else:  # ConnectionClosed: the peer is done with us
+                    return Turn.CLOSE
         except BaseException:  # a bug here must not take the worker thread with it
             log.exception("unexpected error serving %s", channel.peer[0])
             return Turn.CLOSE
-
-    def _serve(self, channel: Channel, hold: Callable[[], float] | None) -> Turn:
-        try:
-            self._receive(channel, 0)
-        except OSError:
-            return Turn.CLOSE
-        http = channel.http
-        served = 0
-        while True:
-            try:
-                event = http.next_event()
-            except ProtocolError as exc:
-                self._refuse_request(channel, exc)
-                return Turn.CLOSE
-            if type(event) is RequestHead:
-                if not self._answer(channel, event):
-                    return Turn.CLOSE
-                served += 1
-                if served >= TURN_LIMIT:
-                    # A pipelined request already begun is not reported by the socket again.
-                    return Turn.READY if channel.started is not None else Turn.IDLE
-            elif event is NEED_DATA:
-                if self._stopping.is_set():
-                    return Turn.CLOSE
-                wait = hold() if hold is not None else 0.0
-                started = channel.started
-                if started is not None:
-                    # Trickled bytes do not extend the header timeout (slowloris).
-                    left = started + self._header_timeout - time.monotonic()
-                    if left <= 0:
-                        time_out(channel)
-                        return Turn.CLOSE
-                    wait = min(wait, left)
-                try:
-                    if wait <= 0 or not self._receive(channel, wait):
-                        return Turn.IDLE
-                except OSError:
-                    return Turn.CLOSE
-            else:  # ConnectionClosed: the peer is done with us
-                return Turn.CLOSE
 
     def _receive(self, channel: Channel, timeout: float) -> bool:
         """Feed what the peer sent to the protocol; False if nothing came within `timeout`."""

@@ -12,6 +12,7 @@ is ``head.py``, reading a body ``body.py``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from ..._http import TOKEN_RE, parse_content_length, reason_phrase
 from .body import ChunkedReader, LengthReader
@@ -20,6 +21,7 @@ from .events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
+    Data,
     EndOfMessage,
     Event,
     Limits,
@@ -61,6 +63,7 @@ class Connection:
         self._eof = False
         self._error: ProtocolError | None = None
         self._keep_alive = True
+        self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel] = _no_body
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
@@ -68,7 +71,6 @@ class Connection:
         self._out = _Out.IDLE
         self._request: RequestHead | None = None
         self._head = HeadReader(self.limits)
-        self._body: LengthReader | ChunkedReader | None = None
         self._out_remaining = 0
 
     # -- receiving -----------------------------------------------------------------------
@@ -92,8 +94,7 @@ class Connection:
             if state is _In.HEAD:
                 event: Event | Sentinel = self._read_head()
             elif state is _In.BODY:
-                assert self._body is not None
-                event = self._body.read(self._buf)
+                event = self._read_body(self._buf)
                 if type(event) is EndOfMessage:
                     self._in = _In.DONE
             elif state is _In.DONE:
@@ -113,15 +114,17 @@ class Connection:
         if not head.read(self._buf):
             return NEED_DATA
         assert head.request_line is not None
-        request = build_request_head(head.request_line, head.fields, self.limits)
+        request = build_request_head(head.request_line, head.target_parts, head.fields, self.limits)
         self._request = request
         if not request.keep_alive:
             self._keep_alive = False
         self._in = _In.BODY
         if request.chunked:
-            self._body = ChunkedReader(self.limits)
+            self._read_body = ChunkedReader(self.limits).read
+        elif request.content_length:
+            self._read_body = LengthReader(request.content_length).read
         else:
-            self._body = LengthReader(request.content_length or 0)
+            self._read_body = _no_body  # PERF: most requests have no body: no reader to build
         return request
 
     def _at_eof(self) -> ConnectionClosed:
@@ -271,6 +274,10 @@ class Connection:
         if out is _Out.LENGTH and self._out_remaining:
             self._keep_alive = False
         return b""
+
+
+def _no_body(buf: bytearray) -> EndOfMessage:
+    return EndOfMessage()
 
 
 def _encode_head(lines: list[str]) -> bytes:

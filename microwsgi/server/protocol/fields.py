@@ -73,29 +73,33 @@ FORBIDDEN_TRAILERS: Final = frozenset(
 
 
 def build_request_head(
-    line: tuple[str, str, str, str, str, str | None],
+    line: tuple[str, str, str],
+    parts: tuple[str, str, str | None],
     fields: list[tuple[str, str]],
     limits: Limits,
 ) -> RequestHead:
-    """The `RequestHead` of a request line (method, target, version, path, query, authority)
-    and its header fields; ProtocolError for a head that cannot be served as sent."""
-    method, target, version, path, query, authority = line
+    """The `RequestHead` of a request line (method, target, version), its target's parts (path,
+    query, authority) and its header fields; ProtocolError for a head that cannot be served."""
+    method, target, version = line
     # PERF: one pass keeps the few fields that matter; usually just Host.
     special = [(k, v) for k, v in fields if k in _SPECIAL]
-    if len(special) > 1:
-        _check_singletons(special)
     hosts = 0
     chunked = False
     length = None
     connection: list[str] = []
     expect = False
+    others: set[str] = set()  # the other singletons seen
     for key, value in special:
         if key == "host":
+            if hosts:
+                raise ProtocolError(400, "repeated host field")
             hosts = 1
             if not HOST_RE.fullmatch(value):
                 # RFC 9112 §3.2: a Host with an invalid field value is answered 400.
                 raise ProtocolError(400, "invalid Host")
         elif key == "content-length":
+            if length is not None:
+                raise ProtocolError(400, "repeated content-length field")
             length = _content_length(value, limits)
         elif key == "transfer-encoding":
             chunked = _is_chunked(special, version)
@@ -103,6 +107,10 @@ def build_request_head(
             connection += tokens(value)
         elif key == "expect":
             expect = _expects_continue(value)
+        elif key in others:
+            raise ProtocolError(400, f"repeated {key} field")
+        else:
+            others.add(key)
     # RFC 9112 §3.2: exactly one Host on 1.1, at most one on 1.0.
     if not hosts and version == "1.1":
         raise ProtocolError(400, "missing Host")
@@ -115,6 +123,7 @@ def build_request_head(
         keep_alive = "close" not in connection
     else:
         keep_alive = "keep-alive" in connection and "close" not in connection
+    path, query, authority = parts
     return RequestHead(
         method,
         target,
@@ -128,15 +137,6 @@ def build_request_head(
         query,
         authority,
     )
-
-
-def _check_singletons(special: list[tuple[str, str]]) -> None:
-    seen: set[str] = set()
-    for key, _ in special:
-        if key in _SINGLETONS:
-            if key in seen:
-                raise ProtocolError(400, f"repeated {key} field")
-            seen.add(key)
 
 
 def _content_length(value: str, limits: Limits) -> int:

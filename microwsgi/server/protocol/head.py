@@ -18,8 +18,6 @@ from .target import split_target
 
 __all__ = ["HeadReader"]
 
-RequestLine = tuple[str, str, str, str, str, "str | None"]
-
 
 class HeadReader:
     """Collects one header section: a request's (request line first) or a trailer section."""
@@ -32,10 +30,12 @@ class HeadReader:
         "_used",
         "fields",
         "request_line",
+        "target_parts",
     )
 
     def __init__(self, limits: Limits, *, trailers: bool = False) -> None:
-        self.request_line: RequestLine | None = None
+        self.request_line: tuple[str, str, str] | None = None  # method, target, version
+        self.target_parts: tuple[str, str, str | None] = ("", "", None)  # see split_target
         self.fields: list[tuple[str, str]] = []
         self._limits = limits
         self._trailers = trailers
@@ -54,6 +54,8 @@ class HeadReader:
         What is left in `buf` is the start of an unfinished line (checked as far as it goes)
         or, after True, whatever follows the section.
         """
+        if not buf:
+            return False  # PERF: asked once per keep-alive cycle before the next request came
         if self.request_line is None and not self._trailers:
             # RFC 9112 §2.2: a server should ignore at least one empty line before the request
             # line; gunicorn ignores exactly one, and so do we (a second is an empty request line).
@@ -90,37 +92,38 @@ class HeadReader:
                 self._take_line(raw[:-1] if has_cr else raw, has_cr)
             return
         lines.pop()  # the empty string after the last CRLF
+        size = len(block)  # of the field lines, CRLFs included, once the request line is out
         if self.request_line is None and not self._trailers:
-            self._take_line(lines[0], True)
-            del lines[0]
+            first = lines.pop(0)
+            self._take_request_line(first, True)
+            size -= len(first) + 2
         if lines:
-            self._take_fields(lines)
+            self._take_fields(lines, size)
 
     def _take_line(self, line: bytes, has_cr: bool) -> None:
         if self.request_line is None and not self._trailers:
-            method, target, version = parse_request_line(line, has_cr, self._limits)
-            self.request_line = (method, target, version, *split_target(method, target))
+            self._take_request_line(line, has_cr)
         else:
             self._take_field(line, has_cr)
 
-    def _take_fields(self, lines: list[bytes]) -> None:
-        """Take complete field lines that ended in CRLF."""
+    def _take_request_line(self, line: bytes, has_cr: bool) -> None:
+        line_parts = self.request_line = parse_request_line(line, has_cr, self._limits)
+        self.target_parts = split_target(line_parts[0], line_parts[1])
+
+    def _take_fields(self, lines: list[bytes], size: int) -> None:
+        """Take complete field lines that ended in CRLF, `size` bytes in all with the CRLFs."""
         limits = self._limits
-        used = self._used + sum(map(len, lines)) + 2 * len(lines)
+        used = self._used + size
         # PERF: the whole batch is checked at C speed; a batch with any problem is taken again
         # line by line, so that the first problem in the stream is the one reported.
-        matches = list(map(FIELD_RE.fullmatch, lines))
+        matches = list(filter(None, map(FIELD_RE.fullmatch, lines)))
         if (
             used <= limits.max_header_bytes
             and len(self.fields) + len(lines) <= limits.max_header_count
-            and None not in matches
+            and len(matches) == len(lines)
             and (limits.max_field_size is None or max(map(len, lines)) + 2 <= limits.max_field_size)
         ):
-            fields = [
-                (m[1].lower().decode("ascii"), m[2].decode("latin-1"))
-                for m in matches
-                if m is not None
-            ]
+            fields = [(m[1].lower().decode("ascii"), m[2].decode("latin-1")) for m in matches]
             if not self._trailers or FORBIDDEN_TRAILERS.isdisjoint(k for k, _ in fields):
                 self.fields += fields
                 self._used = used
