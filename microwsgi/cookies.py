@@ -11,7 +11,7 @@ rather than be silently dropped by browsers. Reading cookies is ``request['cooki
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from werkzeug.http import dump_cookie
 
@@ -69,29 +69,12 @@ def set_cookie(
 
 
 def delete_cookie(
-    name: str,
-    path: str | None = "/",
-    domain: str | None = None,
-    *,
-    secure: bool = False,
-    httponly: bool = False,
-    samesite: SameSite | None = None,
-    partitioned: bool = False,
+    name: str, path: str | None = "/", domain: str | None = None, **attributes: Any
 ) -> tuple[str, str]:
     """A ``('Set-Cookie', ...)`` pair telling the client to drop cookie ``name`` now.
 
     A browser only replaces the cookie with the same name, ``path`` and ``domain``, so pass
-    the ones it was set with (and ``secure`` for ``__Secure-``/``__Host-`` names).
+    the ones it was set with (and ``secure`` for ``__Secure-``/``__Host-`` names); other
+    ``attributes`` (``secure``, ``httponly``, ``samesite``, ``partitioned``) are set_cookie's.
     """
-    return set_cookie(
-        name,
-        "",
-        max_age=0,
-        expires=0,
-        path=path,
-        domain=domain,
-        secure=secure,
-        httponly=httponly,
-        samesite=samesite,
-        partitioned=partitioned,
-    )
+    return set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain, **attributes)

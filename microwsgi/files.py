@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FileResponse", "send_file", "static_handler"]
 
-Request = dict[str, Any]
+RequestDict = dict[str, Any]
 
 # Large enough that a Python-level copy is not dominated by per-chunk overhead, small enough
 # that many concurrent downloads do not hold much memory.
@@ -391,7 +391,7 @@ def static_handler(
     index: str | None = None,
     dotfiles: bool = False,
     param: str = "path",
-) -> Callable[[Request], FileResponse]:
+) -> Callable[[RequestDict], FileResponse]:
     """A handler serving the files under ``directory`` (wired by ``Server.static``).
 
     It reads the relative path from ``request['params'][param]`` (the route's ``*path``
@@ -402,7 +402,7 @@ def static_handler(
     if not os.path.isdir(root):
         raise ValueError(f"static directory does not exist: {os.fspath(directory)!r}")
 
-    def serve_static(request: Request) -> FileResponse:
+    def serve_static(request: RequestDict) -> FileResponse:
         relative = request["params"].get(param, "")
         path = resolve_static_path(root, relative, index=index, dotfiles=dotfiles)
         if path is None:

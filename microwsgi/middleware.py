@@ -22,12 +22,12 @@ from .response import make_response
 
 __all__ = ["CorsMiddleware", "cors", "request_id", "request_logger"]
 
-Request = dict[str, Any]
-Handler = Callable[[Request], Any]
+RequestDict = dict[str, Any]
+Handler = Callable[[RequestDict], Any]
 Middleware = Callable[[Handler], Handler]
 
 
-def _header(request: Request, name: str) -> str | None:
+def _header(request: RequestDict, name: str) -> str | None:
     """A request header by name, from the environ (case and dashes as WSGI spells them)."""
     value: str | None = request["environ"].get("HTTP_" + name.upper().replace("-", "_"))
     return value
@@ -99,7 +99,7 @@ class CorsMiddleware:
             return f"headers {', '.join(refused)!r} are not allowed"
         return None
 
-    def preflight(self, request: Request, origin: str, method: str) -> Response:
+    def preflight(self, request: RequestDict, origin: str, method: str) -> Response:
         requested = _header(request, "Access-Control-Request-Headers") or ""
         asked = [h.strip() for h in requested.split(",") if h.strip()]
         refused = self.refusal(origin, method, asked)
@@ -138,7 +138,7 @@ class CorsMiddleware:
         return response
 
     def __call__(self, next: Handler) -> Handler:
-        def handler(request: Request) -> Any:
+        def handler(request: RequestDict) -> Any:
             origin = _header(request, "Origin")
             if origin is not None and request["verb"] == "OPTIONS":
                 method = _header(request, "Access-Control-Request-Method")
@@ -202,7 +202,7 @@ def request_id(
     """
 
     def middleware(next: Handler) -> Handler:
-        def handler(request: Request) -> Any:
+        def handler(request: RequestDict) -> Any:
             incoming = _header(request, header) if trust_incoming else None
             if incoming is not None and _REQUEST_ID.fullmatch(incoming):
                 rid = incoming
@@ -232,7 +232,7 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
     log = logger if logger is not None else logging.getLogger("microwsgi.request")
 
     def middleware(next: Handler) -> Handler:
-        def handler(request: Request) -> Any:
+        def handler(request: RequestDict) -> Any:
             if not log.isEnabledFor(level):
                 return next(request)
             started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The WSGI environ turned into the seed's request dict: the only module that reads the environ.
+"""The WSGI environ turned into the seed's request dict, the one place that turns it into keys.
 
 The request is a real ``dict`` (middleware adds keys to it, as the seed's auth example does).
 `verb`, `path`, `params` and `environ` are filled when it is built; every other documented key
@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LAZY_KEYS", "Request", "body_too_large", "close_uploads", "decode_path"]
 
-SERVER_KEY = "microwsgi.server"
+# The environ key under which the `Server` answering the request leaves itself (not the
+# development server, whose logger is `microwsgi.server`).
+SERVER_KEY = "microwsgi.app"
 _decode_json = json.JSONDecoder().decode
 
 
@@ -193,6 +195,7 @@ def _parse_form(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, A
         silent=False,
     )
     mimetype, options = _mimetype_and_options(request)
+    # PERF: dict.__contains__ asks only what is already computed; `in` would compute `data`.
     if mimetype == "multipart/form-data" and not dict.__contains__(request, "data"):
         # Uploads are streamed to their files, not held in memory: the raw body is then gone.
         raw = _environ(request)["wsgi.input"]

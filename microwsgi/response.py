@@ -25,6 +25,7 @@ from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 from ._http import status_line
+from .request import SERVER_KEY
 
 __all__ = [
     "Delegate",
@@ -173,9 +174,11 @@ def _default_dumps() -> Callable[[Any], bytes]:
     if c_make_encoder is None:  # no C accelerator (PyPy...): the documented path
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
         return _user_dumps(encoder.encode)
-    # JSONEncoder.encode builds this C encoder on every call, which costs more than encoding a
-    # small dict. Without the cycle check (markers=None) it keeps no state, so one is safe
-    # across threads; a cyclic answer then raises RecursionError instead.
+    # PERF: JSONEncoder.encode builds this C encoder on every call, which costs more than
+    # encoding a small dict; we build it once, calling the private constructor with its nine
+    # positional arguments (markers, default, encoder, indent, key_separator, item_separator,
+    # sort_keys, skipkeys, allow_nan). Without the cycle check (markers=None) it keeps no
+    # state, so one is safe across threads; a cyclic answer then raises RecursionError.
     iterencode = c_make_encoder(
         None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
@@ -209,10 +212,7 @@ class Renderer:
         )
 
     def render(
-        self,
-        rv: Any,
-        environ: dict[str, Any],
-        start_response: StartResponse,
+        self, rv: Any, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
         """Answer `rv` through `start_response`; returns the body iterable."""
         kind = type(rv)
@@ -232,12 +232,9 @@ class Renderer:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
     def _render_general(
-        self,
-        rv: Any,
-        environ: dict[str, Any],
-        start_response: StartResponse,
+        self, rv: Any, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        status, headers, payload = self.cast(rv)
+        status, headers, payload = self.interpret(rv)
         if not isinstance(payload, (list, StreamBody)):
             return payload(environ, start_response)
         start_response(status_line(status), headers)
@@ -247,7 +244,7 @@ class Renderer:
             return []
         return payload
 
-    def cast(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+    def interpret(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
         """Split any valid return value into status, headers and a body (or a WSGI answer)."""
         extra: Headers | None = None
         if type(rv) is tuple:
@@ -265,12 +262,12 @@ class Renderer:
             if type(rv) is tuple:
                 raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
             return getattr(body, "status_code", status), [], body
-        payload, ctype = self._cast_body(body)
+        payload, ctype = self._encode_body(body)
         if body is None and type(rv) is not tuple:
             status = 204
         return status, _finish_headers(status, ctype, payload, extra), payload
 
-    def _cast_body(self, body: Any) -> tuple[list[bytes] | StreamBody, str]:
+    def _encode_body(self, body: Any) -> tuple[list[bytes] | StreamBody, str]:
         if isinstance(body, (dict, list)):
             return [self.dumps(body)], JSON_TYPE
         if isinstance(body, str):
@@ -334,9 +331,9 @@ def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response
     """
     if isinstance(rv, Response):
         return rv
-    server = request["environ"].get("microwsgi.server") if request is not None else None
+    server = request["environ"].get(SERVER_KEY) if request is not None else None
     renderer = getattr(server, "renderer", None) or _DEFAULT_RENDERER
-    status, headers, payload = renderer.cast(rv)
+    status, headers, payload = renderer.interpret(rv)
     if not isinstance(payload, (list, StreamBody)):
         raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
     response = Response(payload, status=status, headers=headers)
