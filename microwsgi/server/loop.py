@@ -70,8 +70,12 @@ class Engine:
         self.config = config = config if config is not None else ServerConfig()
         config.check()
         self.hooks = hooks = hooks if hooks is not None else Hooks()
+        # Set by the loop thread once it stops: workers and answers look at it. `stop()` only
+        # raises the flags below, because it may run in a signal handler, where taking the
+        # event's lock could deadlock with the very code the signal interrupted.
         self.stopping = threading.Event()
-        self._force = threading.Event()  # stop waiting for in-flight requests
+        self._stop_asked = False
+        self._force = False  # stop waiting for in-flight requests
         self._limits = config.limits()
         self._bridge = WSGIBridge(
             app,
@@ -93,7 +97,7 @@ class Engine:
         self._accepting = False
         self._accept_error_logged = 0.0
         self._done = threading.Event()
-        worker = Worker(self._bridge, config, self.stopping, self.stop)
+        worker = Worker(self._bridge, config, self.stopping, self._stop_after_this_request)
         if multiplex is None:
             multiplex = mux.AVAILABLE
         self.workers: mux.EpollWorkers | PoolWorkers = (
@@ -116,12 +120,26 @@ class Engine:
 
     # -- running and stopping ---------------------------------------------------------------
 
+    @property
+    def accepting(self) -> bool:
+        """Whether the loop takes new connections (not at `max_connections`, not stopping)."""
+        return self._accepting
+
     def stop(self, *, force: bool = False) -> None:
-        """Stop gracefully (`force`: without waiting for in-flight requests); returns at once."""
+        """Stop gracefully (`force`: without waiting for in-flight requests); returns at once.
+
+        Safe from any thread and from a signal handler.
+        """
         if force:
-            self._force.set()
-        self.stopping.set()
+            self._force = True
+        self._stop_asked = True
         self._waker.wake()
+
+    def _stop_after_this_request(self) -> None:
+        # A worker thread, before answering: set the event now so that this answer already
+        # says `Connection: close`.
+        self.stopping.set()
+        self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until `run()` has finished; False on timeout."""
@@ -135,7 +153,7 @@ class Engine:
         tick, interval = self.hooks.tick, self.hooks.tick_interval
         next_tick = time.monotonic() + interval if tick is not None else float("inf")
         try:
-            while not self.stopping.is_set():
+            while not self._stop_asked:
                 timeout = self._select_timeout(next_tick)
                 for key, _ in sel.select(timeout):
                     data = key.data
@@ -168,6 +186,7 @@ class Engine:
 
     def _close_down(self) -> None:
         """Stop accepting, close idle connections, wait (bounded) for in-flight ones."""
+        self.stopping.set()
         sel = self._selector
         self._pause_accepting()
         for sock in self._listeners:
@@ -181,7 +200,7 @@ class Engine:
         deadline = time.monotonic() + self.config.shutdown_timeout
         tick, interval = self.hooks.tick, self.hooks.tick_interval
         next_tick = time.monotonic() + interval
-        while self._open and not self._force.is_set():
+        while self._open and not self._force:
             now = time.monotonic()
             if now >= deadline:
                 log.warning("%d connection(s) still busy at shutdown", len(self._open))
@@ -204,6 +223,12 @@ class Engine:
         self._waker.close()
         self.workers.close()
         self._done.set()
+        self._close_returned()
+
+    def _close_returned(self) -> None:
+        while self._returned:
+            with contextlib.suppress(IndexError):  # another thread took the last one
+                self.close(self._returned.popleft())
 
     # -- accepting ----------------------------------------------------------------------------
 
@@ -302,7 +327,10 @@ class Engine:
     def hand_back(self, channel: Channel) -> None:
         """Take an idle connection back into the selector (any thread)."""
         self._returned.append(channel)
-        self._wake_once()
+        if self._done.is_set():  # a worker that outlived the loop (stuck past the stop)
+            self._close_returned()
+        else:
+            self._wake_once()
 
     def close(self, channel: Channel) -> None:
         """Close a connection (any thread)."""

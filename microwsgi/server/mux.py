@@ -121,8 +121,8 @@ class EpollWorkers:
             else:
                 self._park(channel, wake=False)
             # While another worker is busy too, leave the work to it: fewer threads taking
-            # turns means fewer hand-offs of the GIL.
-            retire = self._busy > 1
+            # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
+            retire = self._busy > 1 or stopping.is_set()
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)
@@ -168,7 +168,7 @@ class EpollWorkers:
                 except FileExistsError:  # left by a closed socket whose file was shared
                     self._epoll.modify(fd, _MASK)
                 channel.in_epoll = True
-        except OSError:
+        except (OSError, ValueError):  # a closed socket, or an engine already released
             with self._cond:
                 if self._parked.pop(fd, None) is None:
                     return  # taken already (cannot happen unarmed, but be safe)
@@ -208,7 +208,7 @@ class EpollWorkers:
             self._sweep(now)
         try:
             claimed = self._claim(self._epoll.poll(0, 1))
-        except OSError:
+        except (OSError, ValueError):  # the engine was released under a late worker
             claimed = None
         if requeue is None and not self._ready:
             return claimed  # PERF: the usual case needs no lock
@@ -289,7 +289,7 @@ class EpollWorkers:
                 forever = self._poll_forever = not self._parked
             try:
                 events = epoll.poll(-1 if forever else HOLD / 2, 1)
-            except OSError:
+            except OSError:  # EINTR and the like: look again
                 events = []
             if events and events[0][0] == wake_fd:
                 self._waker.clear()

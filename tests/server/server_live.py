@@ -12,9 +12,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from microwsgi.server import DevServer
+from microwsgi.server import DevServer, Engine
 
 TIMEOUT = 5.0
+
+
+def _has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HAS_IPV6 = _has_ipv6_loopback()
 
 
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -51,6 +65,30 @@ def serving(
         server.shutdown()
 
 
+@contextlib.contextmanager
+def running(engine: Engine) -> Iterator[Engine]:
+    """Run `engine` in a background thread; stop it (and wait for it) at the end."""
+    import threading
+
+    thread = threading.Thread(target=engine.run, name="test-engine-loop", daemon=True)
+    thread.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        assert engine.wait(30), "the engine did not stop"
+        thread.join(5)
+
+
+def listening(host: str = "127.0.0.1", family: int = socket.AF_INET) -> socket.socket:
+    """A TCP socket listening on a free port of `host`."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(64)
+    return sock
+
+
 @dataclass
 class Response:
     status: int
@@ -66,10 +104,22 @@ class Response:
 
 
 class Client:
-    """One raw TCP connection to the server under test."""
+    """One raw connection to the server under test (TCP, or a unix socket given as `path`)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = TIMEOUT) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        timeout: float = TIMEOUT,
+        *,
+        path: str | None = None,
+    ) -> None:
+        if path is not None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(path)
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.rfile = self.sock.makefile("rb")
 
     def __enter__(self) -> Client:

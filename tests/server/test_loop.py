@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_live import Client, echo_app, get, hello_app, serving
+from server_live import HAS_IPV6, Client, echo_app, get, hello_app, serving
 
 from microwsgi.server import BindError, DevServer, mux, serve
 from microwsgi.server.sockets import bind
@@ -284,18 +284,7 @@ def test_port_zero_reports_the_real_port() -> None:
         server.shutdown()
 
 
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback on this machine")
 def test_ipv6_loopback() -> None:
     with serving(echo_app, host="::1") as server:
         assert server.url == f"http://[::1]:{server.port}"

@@ -1,0 +1,359 @@
+"""Tests for microwsgi.server.loop.Engine: what an embedder (a gunicorn worker) drives.
+
+Sockets it is handed (IPv4, IPv6, unix, several at once), a graceful stop from another thread
+with a bounded wait, a periodic tick from the loop thread, a cap on open connections, a stop
+after N requests, the parser's limits from the config, and the hooks around each request.
+Everything over real sockets; every wait is on an event, with a timeout only as a guard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_live import HAS_IPV6, Client, get, hello_app, listening, running
+
+from microwsgi.server import Engine, Hooks, ServerConfig
+from microwsgi.server.exchange import Exchange
+
+WAIT = 10.0  # a guard against hanging, never what a test asserts
+
+
+def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    keys = ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme")
+    body = json.dumps({k: environ.get(k) for k in keys}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def config(**options: Any) -> ServerConfig:
+    return ServerConfig(access_log=False, **options)
+
+
+class Gate:
+    """An app whose requests to /wait block until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.open = threading.Event()
+        self.paths: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.paths.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/wait":
+            self.entered.set()
+            assert self.open.wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+
+def test_serves_several_listening_sockets_it_is_handed(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(path)
+    unix.listen(16)
+    listeners = [listening(), unix]
+    if HAS_IPV6:
+        listeners.append(listening("::1", socket.AF_INET6))
+    ports = [sock.getsockname()[1] for sock in listeners if sock.family != socket.AF_UNIX]
+    with running(Engine(environ_app, listeners, config())):
+        with Client(ports[0]) as client:
+            seen = json.loads(client.request(get()).body)
+        assert seen["SERVER_NAME"] == "127.0.0.1" and seen["SERVER_PORT"] == str(ports[0])
+        assert seen["REMOTE_ADDR"] == "127.0.0.1"
+        with Client(path=path) as client:
+            seen = json.loads(client.request(get()).body)
+        assert seen["SERVER_NAME"] == "localhost" and seen["SERVER_PORT"] == "80"
+        assert seen["REMOTE_ADDR"] == "" and seen["REMOTE_PORT"] == ""
+        if HAS_IPV6:
+            with Client(ports[1], host="::1") as client:
+                seen = json.loads(client.request(get(host="[::1]")).body)
+            assert seen["SERVER_NAME"] == "::1" and seen["REMOTE_ADDR"] == "::1"
+    for sock in listeners:  # the engine closed what it was handed
+        assert sock.fileno() == -1
+
+
+def test_an_engine_needs_a_socket_and_a_sane_config() -> None:
+    with pytest.raises(ValueError, match="at least one listening socket"):
+        Engine(hello_app, [])
+    with listening() as sock, pytest.raises(ValueError, match="max_connections"):
+        Engine(hello_app, [sock], ServerConfig(max_connections=0))
+
+
+def test_server_name_can_be_given() -> None:
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(environ_app, [sock], config(), server_name="example.org")
+    with running(engine), Client(port) as client:
+        assert json.loads(client.request(get()).body)["SERVER_NAME"] == "example.org"
+
+
+def test_graceful_stop_finishes_in_flight_closes_idle_and_stops_accepting() -> None:
+    gate = Gate()
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(gate, [sock], config())
+    with running(engine):
+        idle = Client(port)
+        assert idle.request(get("/first")).status == 200
+        with Client(port) as busy:
+            busy.send(get("/wait"))
+            assert gate.entered.wait(WAIT)
+            engine.stop()
+            assert idle.closed()  # the idle keep-alive connection goes at once
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            gate.open.set()
+            response = busy.response()
+            assert response.body == b"done" and response.header("Connection") == "close"
+        assert engine.wait(WAIT)
+        idle.close()
+
+
+def test_the_wait_for_in_flight_requests_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    gate = Gate()
+    sock = listening()
+    engine = Engine(gate, [sock], config(shutdown_timeout=0.2))
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        client.send(get("/wait"))
+        assert gate.entered.wait(WAIT)
+        engine.stop()
+        assert engine.wait(WAIT), "run() must return although a request is stuck"
+        assert "1 connection(s) still busy at shutdown" in caplog.text
+        assert not gate.open.is_set()  # it was still stuck when run() returned
+        gate.open.set()
+
+
+def test_a_forced_stop_does_not_wait_for_in_flight_requests() -> None:
+    gate = Gate()
+    sock = listening()
+    engine = Engine(gate, [sock], config(shutdown_timeout=60))
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        client.send(get("/wait"))
+        assert gate.entered.wait(WAIT)
+        engine.stop()
+        engine.stop(force=True)
+        assert engine.wait(WAIT)
+        assert not gate.open.is_set()
+        gate.open.set()
+
+
+def test_tick_runs_in_the_loop_thread_also_while_stopping() -> None:
+    gate = Gate()
+    sock = listening()
+    threads: set[str] = set()
+    stop_asked = threading.Event()
+    ticked_while_stopping = threading.Event()
+
+    def tick() -> None:
+        threads.add(threading.current_thread().name)
+        if stop_asked.is_set():
+            ticked_while_stopping.set()
+
+    engine = Engine(gate, [sock], config(), Hooks(tick=tick, tick_interval=0.01))
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        client.send(get("/wait"))
+        assert gate.entered.wait(WAIT)
+        engine.stop()
+        stop_asked.set()
+        # gunicorn's heartbeat must go on while a graceful stop waits for the request.
+        assert ticked_while_stopping.wait(WAIT)
+        gate.open.set()
+        assert client.response().status == 200
+    assert threads == {"test-engine-loop"}
+
+
+def test_a_failing_tick_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+    second = threading.Event()
+
+    def tick() -> None:
+        calls.append(1)
+        if len(calls) >= 2:
+            second.set()
+        raise RuntimeError("tick failed")
+
+    sock = listening()
+    with running(Engine(hello_app, [sock], config(), Hooks(tick=tick, tick_interval=0.01))):
+        assert second.wait(WAIT)
+        with Client(sock.getsockname()[1]) as client:
+            assert client.request(get()).status == 200
+    assert "error in the tick hook" in caplog.text
+
+
+def test_tick_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="tick_interval"):
+        Hooks(tick=lambda: None, tick_interval=0)
+
+
+def test_at_the_connection_cap_the_next_one_waits_in_the_backlog() -> None:
+    seen: list[tuple[int, bool]] = []
+    ticks = threading.Condition()
+
+    def tick() -> None:
+        with ticks:
+            seen.append((engine.open_connections, engine.accepting))
+            ticks.notify_all()
+
+    def wait_ticks(count: int) -> tuple[int, bool]:
+        with ticks:
+            start = len(seen)
+            assert ticks.wait_for(lambda: len(seen) >= start + count, WAIT)
+            return seen[-1]
+
+    gate = Gate()
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(gate, [sock], config(max_connections=2), Hooks(tick=tick, tick_interval=0.01))
+    with running(engine):
+        first, second = Client(port), Client(port)
+        assert first.request(get("/1")).status == 200
+        assert second.request(get("/2")).status == 200
+        third = Client(port)  # connected: the kernel holds it in the backlog
+        third.send(get("/3"))
+        # Two ticks after the third connected, the loop has seen the listener readable and
+        # still not accepted: at the cap it does not even look.
+        assert wait_ticks(2) == (2, False)
+        assert gate.paths == ["/1", "/2"]
+        first.close()  # a slot frees up: the third is accepted and answered, none refused
+        assert third.response().status == 200
+        assert gate.paths == ["/1", "/2", "/3"]
+        assert wait_ticks(1) == (2, False)  # at the cap again
+        second.close()
+        with ticks:
+            assert ticks.wait_for(lambda: seen[-1] == (1, True), WAIT)
+        third.close()
+
+
+def test_after_max_requests_the_engine_stops_gracefully() -> None:
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(hello_app, [sock], config(max_requests=3))
+    with running(engine), Client(port) as client:
+        assert client.request(get()).header("Connection") is None
+        assert client.request(get()).header("Connection") is None
+        last = client.request(get())
+        assert last.status == 200 and last.header("Connection") == "close"
+        assert client.closed()
+        assert engine.wait(WAIT)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.parametrize(
+    ("options", "raw", "status"),
+    [
+        ({"max_request_line": 20}, get("/123456"), 200),
+        ({"max_request_line": 20}, get("/1234567"), 414),
+        ({"max_field_size": 12}, get(extra="X-A: 12345\r\n"), 200),
+        ({"max_field_size": 12}, get(extra="X-A: 123456\r\n"), 431),
+        ({"max_header_count": 2}, get(extra="A: 1\r\n"), 200),
+        ({"max_header_count": 2}, get(extra="A: 1\r\nB: 2\r\n"), 431),
+    ],
+    ids=["line-at", "line-over", "field-at", "field-over", "count-at", "count-over"],
+)
+def test_the_parser_takes_its_limits_from_the_config(
+    options: dict[str, Any], raw: bytes, status: int
+) -> None:
+    sock = listening()
+    engine = Engine(hello_app, [sock], config(**options))
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        assert client.request(raw).status == status
+
+
+@pytest.fixture
+def hooked() -> Iterator[Callable[..., tuple[Engine, int]]]:
+    """Start engines with given hooks; each is stopped at the end."""
+    engines: list[Engine] = []
+    stack: list[Any] = []
+
+    def start(app: Any = environ_app, **hooks: Any) -> tuple[Engine, int]:
+        sock = listening()
+        engine = Engine(app, [sock], config(), Hooks(**hooks))
+        context = running(engine)
+        context.__enter__()
+        stack.append(context)
+        engines.append(engine)
+        return engine, sock.getsockname()[1]
+
+    yield start
+    for context in reversed(stack):
+        context.__exit__(None, None, None)
+
+
+def test_prepare_hook_sets_extra_environ_before_the_app(
+    hooked: Callable[..., tuple[Engine, int]],
+) -> None:
+    def trusted_scheme(environ: dict[str, Any]) -> None:
+        # What a gunicorn worker does with forwarded_allow_ips and secure_scheme_headers.
+        if environ["REMOTE_ADDR"] == "127.0.0.1" and environ.get("HTTP_X_FORWARDED_PROTO"):
+            environ["wsgi.url_scheme"] = environ["HTTP_X_FORWARDED_PROTO"]
+
+    _, port = hooked(prepare=trusted_scheme)
+    with Client(port) as client:
+        seen = json.loads(client.request(get(extra="X-Forwarded-Proto: https\r\n")).body)
+        assert seen["wsgi.url_scheme"] == "https"
+        assert json.loads(client.request(get()).body)["wsgi.url_scheme"] == "http"
+
+
+def test_a_failing_prepare_hook_is_a_500(
+    hooked: Callable[..., tuple[Engine, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(environ: dict[str, Any]) -> None:
+        raise RuntimeError("no")
+
+    _, port = hooked(prepare=refuse)
+    with Client(port) as client:
+        response = client.request(get())
+        assert response.status == 500 and response.header("Connection") == "close"
+    assert "error handling GET /" in caplog.text
+
+
+def test_finish_and_access_hooks_see_the_completed_exchange(
+    hooked: Callable[..., tuple[Engine, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    finished: list[Exchange] = []
+    logged: list[tuple[str | None, int]] = []
+    both = threading.Event()
+
+    def finish(exchange: Exchange) -> None:
+        finished.append(exchange)
+        if logged:
+            both.set()
+
+    def access(exchange: Exchange) -> None:
+        logged.append((exchange.status, exchange.bytes_sent))
+
+    caplog.set_level(logging.INFO, "microwsgi.access")
+    _, port = hooked(app=hello_app, finish=finish, access_log=access)
+    with Client(port) as client:
+        response = client.request(get("/hi?x=1", extra="User-Agent: t\r\n"))
+    assert both.wait(WAIT)
+    done = finished[0]
+    assert done.status == "200 OK" and done.headers_sent and done.bytes_sent == len(response.body)
+    assert done.head.method == "GET" and done.head.target == "/hi?x=1"
+    assert ("user-agent", "t") in done.head.headers
+    assert done.environ["QUERY_STRING"] == "x=1" and done.peer[0] == "127.0.0.1"
+    assert done.duration > 0
+    assert logged == [("200 OK", len(response.body))]
+    # The embedder's access_log replaces the built-in line.
+    assert not [r for r in caplog.records if r.name == "microwsgi.access"]
+
+
+def test_a_failing_finish_hook_is_logged_and_the_connection_goes_on(
+    hooked: Callable[..., tuple[Engine, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(exchange: Exchange) -> None:
+        raise RuntimeError("hook failed")
+
+    _, port = hooked(app=hello_app, finish=broken)
+    with Client(port) as client:
+        assert client.request(get()).status == 200
+        assert client.request(get()).status == 200
+    assert "error in the hook" in caplog.text and "hook failed" in caplog.text
