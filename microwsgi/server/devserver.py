@@ -89,10 +89,15 @@ class DevServer:
         """Ask the loop to stop gracefully; returns at once (safe from any thread)."""
         self.engine.stop()
 
-    def serve_forever(self, *, handle_signals: bool = False) -> None:
-        """Run until `shutdown()` (or SIGINT/SIGTERM with `handle_signals`)."""
+    def serve_forever(
+        self, *, handle_signals: bool = False, on_ready: Callable[[], object] | None = None
+    ) -> None:
+        """Run until `shutdown()` (or SIGINT/SIGTERM with `handle_signals`); `on_ready()` is
+        called once the signal handlers are in place, just before the loop starts."""
         self._running = True
         with self._signals(handle_signals):
+            if on_ready is not None:
+                on_ready()
             self.engine.run()
 
     @contextlib.contextmanager
@@ -132,16 +137,20 @@ def serve(
     `options` are `ServerConfig`'s fields, defaults included (the README's table lists them).
     `port=0` picks a free port. `listen_msg=True` prints `Server listening on http://HOST:PORT`
     with the real port. `ready` is called with (host, port) (or `set()` if it is an Event)
-    once the socket listens. A port that cannot be bound raises `BindError` (an `OSError`
-    whose message is one line such as `cannot listen on 127.0.0.1:8080: address already in
-    use`). Signals are handled only when called from the main thread.
+    once the socket listens and SIGINT/SIGTERM would stop the server. A port that cannot be
+    bound raises `BindError` (an `OSError` whose message is one line such as `cannot listen on
+    127.0.0.1:8080: address already in use`). Signals are handled only when called from the
+    main thread.
     """
     server = DevServer(app, host, port, sock=sock, **options)
     configure_logging()
     if listen_msg:
         print(f"Server listening on {server.url}", flush=True)
-    if isinstance(ready, threading.Event):
-        ready.set()
-    elif ready is not None:
-        ready(server.address)
-    server.serve_forever(handle_signals=True)
+
+    def on_ready() -> None:
+        if isinstance(ready, threading.Event):
+            ready.set()
+        elif ready is not None:
+            ready(server.address)
+
+    server.serve_forever(handle_signals=True, on_ready=on_ready)

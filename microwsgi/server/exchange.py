@@ -125,10 +125,9 @@ class Exchange:
 
     def drain(self) -> bool:
         """Consume what the app left unread, up to DRAIN_LIMIT bytes; True if the body ended."""
+        # Never called once the answer said "close" (a body withheld behind `100 Continue` did).
         if self.http.request_complete:
             return True
-        if self._body_withheld():
-            return False  # the client never sent the body: the connection cannot be reused
         start = self.body_read
         try:
             while self.pull():
@@ -262,9 +261,7 @@ class Exchange:
             raise ClientGone(f"sendfile: {exc}") from exc
         self.bytes_sent = sent
         self.http.mark_sent(sent)  # a short file leaves the count unfinished: no reuse
-        tail = self.http.send_end()
-        if tail:
-            self.send(tail)
+        self.http.send_end()  # a Content-Length body has no tail to send
 
     def _declared_length(self) -> int | None:
         for name, value in self.headers:

@@ -196,7 +196,7 @@ class Engine:
                 sel.unregister(key.fileobj)
                 key.data.registered = False
                 self.close(key.data)
-        self.workers.wake()  # parked connections come back to be closed
+        self.workers.begin_stop()  # parked connections come back to be closed
         deadline = time.monotonic() + self.config.shutdown_timeout
         tick, interval = self.hooks.tick, self.hooks.tick_interval
         next_tick = time.monotonic() + interval

@@ -70,8 +70,8 @@ class EpollWorkers:
         self._sweep_at = 0.0
         self._poll_forever = False  # the poller waits without a timeout (nothing parked)
         # A test hook: called with the name of each scheduling step ("park", "sweep",
-        # "requeue", "spawn", "deputy", "takeover") and its connection, so that tests can wait
-        # for a step instead of sleeping. None outside tests.
+        # "requeue", "resume", "spawn", "deputy", "takeover") and its connection, in the thread
+        # taking it, so that tests can wait for a step instead of sleeping. None outside tests.
         self.trace_for_tests: Callable[[str, Channel | None], object] | None = None
 
     # -- the engine's side -------------------------------------------------------------------
@@ -88,15 +88,17 @@ class EpollWorkers:
             with contextlib.suppress(OSError, ValueError):
                 self._epoll.unregister(channel.fd)
 
-    def wake(self) -> None:
-        """Wake every worker (the engine is stopping)."""
+    def begin_stop(self) -> None:
+        """The engine is stopping (loop thread): give every waiting connection back now, even
+        while all workers are busy, and wake the workers so that they end."""
+        self._sweep(time.monotonic(), everything=True)
         self._waker.wake()
         with self._cond:
             self._cond.notify_all()
             self._deputy_cond.notify_all()
 
     def stop(self, deadline: float) -> None:
-        self.wake()
+        self.begin_stop()
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -219,7 +221,13 @@ class EpollWorkers:
                 self._ready.append(requeue)
                 if self.trace_for_tests is not None:
                     self.trace_for_tests("requeue", requeue)
-            return self._ready.popleft() if self._ready else None
+            return self._pop_ready() if self._ready else None
+
+    def _pop_ready(self) -> Channel:  # under the lock
+        channel = self._ready.popleft()
+        if self.trace_for_tests is not None:
+            self.trace_for_tests("resume", channel)
+        return channel
 
     def _vacant(self) -> bool:
         """Nobody waits in epoll (a method, so that type narrowing does not stick)."""
@@ -239,7 +247,7 @@ class EpollWorkers:
                     break
                 if self._ready:
                     self._busy += 1
-                    return self._ready.popleft()
+                    return self._pop_ready()
                 if not self._polling and not retire:
                     self._polling = True
                     break
@@ -312,7 +320,7 @@ class EpollWorkers:
                 if self._ready:
                     if channel is not None:
                         self._ready.append(channel)
-                    channel = self._ready.popleft()
+                    channel = self._pop_ready()
                 if self._deputy_asleep:
                     self._deputy_cond.notify()
                 elif not self._reserve and len(self._threads) < self.size:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 from .channel import Channel
@@ -45,6 +46,9 @@ class PoolWorkers:
         self._jobs: queue.SimpleQueue[Channel | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # A test hook: called with "queue" when a connection must wait for a worker (and its
+        # connection), so that tests can wait for that instead of sleeping. None outside tests.
+        self.trace_for_tests: Callable[[str, Channel], object] | None = None
 
     def dispatch(self, channel: Channel) -> None:
         """Serve `channel`, which has bytes to read (loop thread)."""
@@ -59,6 +63,8 @@ class PoolWorkers:
                 thread.start()
             else:
                 self.queued += 1
+                if self.trace_for_tests is not None:
+                    self.trace_for_tests("queue", channel)
         self._jobs.put(channel)
 
     def _hold(self) -> float:
@@ -83,8 +89,9 @@ class PoolWorkers:
     def forget(self, channel: Channel) -> None:
         """`channel` is being closed (nothing to undo here)."""
 
-    def wake(self) -> None:
-        """The engine is stopping (workers notice when they finish their connection)."""
+    def begin_stop(self) -> None:
+        """The engine is stopping: idle connections are all in the loop's selector already,
+        and workers notice when they finish their connection."""
 
     def stop(self, deadline: float) -> None:
         for _ in self._threads:

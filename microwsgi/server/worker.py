@@ -177,10 +177,8 @@ def refuse(channel: Channel, status: int, message: str, *, block: bool) -> None:
 
     The caller closes the connection afterwards.
     """
-    try:
-        head, body = error_answer(channel.http, status, message)
-    except RuntimeError:
-        return  # a response had already started: closing is all that is left
+    # Only ever between responses (a refused head, a head too slow), so none has started.
+    head, body = error_answer(channel.http, status, message)
     sock = channel.sock
     try:
         if not block:

@@ -269,7 +269,7 @@ class WSGIBridge:
             exchange.status, exchange.headers = status_line(status), []
             exchange.headers_sent = True
             exchange.send(answer + body)
-        except (RuntimeError, ClientGone) as send_exc:  # the client may be gone too
+        except ClientGone as send_exc:  # the client may be gone too
             log.debug("could not send the %d answer: %s", status, send_exc)
             return
         exchange.bytes_sent = len(body)

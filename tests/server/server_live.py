@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from microwsgi.server import DevServer, Engine
 
 TIMEOUT = 5.0
+WAIT = 10.0  # a guard against hanging in tests that wait for events, never asserted
 
 
 def _has_ipv6_loopback() -> bool:
@@ -68,8 +70,6 @@ def serving(
 @contextlib.contextmanager
 def running(engine: Engine) -> Iterator[Engine]:
     """Run `engine` in a background thread; stop it (and wait for it) at the end."""
-    import threading
-
     thread = threading.Thread(target=engine.run, name="test-engine-loop", daemon=True)
     thread.start()
     try:
@@ -182,3 +182,35 @@ class Client:
 
 def get(path: str = "/", host: str = "t", extra: str = "") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
+
+
+class App:
+    """Records which thread answered which path; a path in `gates` waits for its event."""
+
+    def __init__(self, *blocking: str) -> None:
+        self.gates = {path: threading.Event() for path in blocking}
+        self.entered = {path: threading.Event() for path in blocking}
+        self.served: list[tuple[str, str]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        self.served.append((path, threading.current_thread().name))
+        if path in self.gates:
+            self.entered[path].set()
+            assert self.gates[path].wait(WAIT)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [path.encode()]
+
+    def order(self) -> list[str]:
+        return [path for path, _ in self.served]
+
+    def thread_of(self, path: str) -> str:
+        return next(thread for served, thread in self.served if served == path)
+
+
+def port_of(client: Client) -> int:
+    return int(client.sock.getsockname()[1])
+
+
+def pipeline(prefix: str, count: int) -> bytes:
+    return b"".join(get(f"/{prefix}/{i}") for i in range(count))

@@ -142,6 +142,10 @@ def test_a_forced_stop_does_not_wait_for_in_flight_requests() -> None:
         assert engine.wait(WAIT)
         assert not gate.open.is_set()
         gate.open.set()
+        # The worker outlived the engine: its answer still goes out, then the connection is
+        # closed, not left behind.
+        assert client.response().header("Connection") == "close"
+        assert client.closed()
 
 
 def test_tick_runs_in_the_loop_thread_also_while_stopping() -> None:

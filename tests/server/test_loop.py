@@ -225,13 +225,14 @@ def test_idle_keep_alive_connection_is_closed_silently() -> None:
 
 
 def test_client_disconnect_mid_body_leaves_the_server_serving() -> None:
-    errors: list[BaseException] = []
+    reading, failed = threading.Event(), threading.Event()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reading.set()
         try:
             environ["wsgi.input"].read()
-        except Exception as exc:
-            errors.append(exc)
+        except Exception:
+            failed.set()
             raise
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"unreachable"]
@@ -239,11 +240,8 @@ def test_client_disconnect_mid_body_leaves_the_server_serving() -> None:
     with serving(app) as server:
         with Client(server.port) as client:
             client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
-            time.sleep(0.2)
-        deadline = time.monotonic() + 5
-        while not errors and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert errors, "the app should see the body read fail"
+            assert reading.wait(10)
+        assert failed.wait(10), "the app should see the body read fail"
         with Client(server.port) as other:
             assert other.request(get()).status == 200
 
@@ -311,8 +309,8 @@ def test_serve_prints_the_listen_message_and_reports_readiness(
 
     def on_ready(address: tuple[str, int]) -> None:
         ready.append(address)
-        # serve() blocks this thread until a signal: send one from another thread.
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        # The handlers are in place by now: this stops the loop as soon as it starts.
+        os.kill(os.getpid(), signal.SIGINT)
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals need the main thread")
@@ -359,6 +357,7 @@ SHUTDOWN_SCRIPT = textwrap.dedent(
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/slow":
+            print("in flight", flush=True)
             time.sleep(1.0)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"done"]
@@ -387,7 +386,7 @@ def test_signal_stops_gracefully_after_in_flight_requests(signum: int, tmp_path:
         assert idle.request(get()).status == 200
         with Client(port) as busy:
             busy.send(get("/slow"))
-            time.sleep(0.3)  # the request is in flight
+            assert proc.stdout.readline() == "in flight\n"
             proc.send_signal(signum)
             response = busy.response()
             assert response.status == 200 and response.body == b"done"

@@ -80,6 +80,75 @@ def test_absolute_form_target_uses_its_own_host() -> None:
     assert env["HTTP_HOST"] == "other.example:81"
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "query", "host"),
+    [
+        ("http://user:pass@host:8080/", "/", "", "host:8080"),
+        ("http://user@evil.example/p", "/p", "", "evil.example"),
+        ("https://[::1]:8443/a%20b?x=1#frag", "/a b", "x=1", "[::1]:8443"),
+        ("/a?page=1#x", "/a", "page=1", "t"),
+        ("/a#x?y=1", "/a", "", "t"),
+        ("//x/y?z", "//x/y", "z", "t"),
+    ],
+)
+def test_targets_reach_the_environ_normalised_as_gunicorn_does(
+    target: str, path: str, query: str, host: str
+) -> None:
+    # RFC 9112 §3.2: the fragment is no part of a target; userinfo never reaches HTTP_HOST.
+    env = environ_for(f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    assert (env["PATH_INFO"], env["QUERY_STRING"], env["HTTP_HOST"]) == (path, query, host)
+    assert env["RAW_URI"] == env["REQUEST_URI"] == target
+
+
+def test_asterisk_form_reaches_the_app_only_for_options() -> None:
+    env = environ_for(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert env["REQUEST_METHOD"] == "OPTIONS" and env["PATH_INFO"] == "*"
+
+
+def test_connect_reaches_the_app_with_an_empty_path_and_closes() -> None:
+    with serving(environ_app) as server, Client(server.port) as client:
+        response = client.request(b"CONNECT example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n")
+        env = json.loads(response.body)
+        assert env["PATH_INFO"] == "" and env["REQUEST_METHOD"] == "CONNECT"
+        assert response.header("Connection") == "close" and client.closed()
+
+
+REFUSED = {
+    "token-colon-target": (b"GET a:../../etc/passwd HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "authority-form-on-get": (b"GET example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "asterisk-on-delete": (b"DELETE * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "absolute-bad-host": (b'GET http://ev<il>"x/p HTTP/1.1\r\nHost: t\r\n\r\n', 400),
+    "absolute-open-bracket": (b"GET http://[::1 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "raw-utf8": (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    "content-type-twice": (
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n"
+        b"Content-Length: 0\r\n\r\n",
+        400,
+    ),
+    "length-list": (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2, 2\r\n\r\nok", 400),
+    "expect-unknown": (
+        b"POST / HTTP/1.1\r\nHost: t\r\nExpect: x\r\nContent-Length: 2\r\n\r\nok",
+        417,
+    ),
+    "host-as-trailer": (
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nHost: evil\r\n\r\n",
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "status"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_shapes_get_their_status_and_close(raw: bytes, status: int) -> None:
+    with serving(environ_app) as server:
+        with Client(server.port) as client:
+            response = client.request(raw + get("/after"))
+            assert response.status == status and response.header("Connection") == "close"
+            assert client.closed()  # the pipelined request behind it is never read
+        with Client(server.port) as other:
+            assert other.request(get()).status == 200
+
+
 def test_header_names_with_underscores_are_dropped() -> None:
     env = environ_for(get(extra="X-Real-Ip: 1.1.1.1\r\nX_Real_Ip: 6.6.6.6\r\n"))
     assert env["HTTP_X_REAL_IP"] == "1.1.1.1"

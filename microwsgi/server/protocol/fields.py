@@ -17,11 +17,11 @@ from ..._http import parse_content_length
 from .events import Limits, ProtocolError, RequestHead
 from .grammar import HOST_RE, tokens
 
-__all__ = ["FORBIDDEN_TRAILERS", "build_request_head"]
+__all__ = ["FORBIDDEN_TRAILERS", "SINGLETON_FIELDS", "build_request_head"]
 
 # RFC 9110 §5.3: a field whose grammar is not a list cannot be sent twice; joining two values
 # (as the environ does for repeated fields) would make one that neither sender meant.
-_SINGLETONS: Final = frozenset(
+SINGLETON_FIELDS: Final = frozenset(
     (
         "host",
         "content-length",
@@ -37,7 +37,7 @@ _SINGLETONS: Final = frozenset(
 )
 _CONTROL: Final = frozenset(("transfer-encoding", "connection", "expect"))
 # Only these fields need a look before the request reaches the application.
-_SPECIAL: Final = _SINGLETONS | _CONTROL
+_SPECIAL: Final = SINGLETON_FIELDS | _CONTROL
 
 # RFC 9110 §6.5.1: fields that frame, route, authenticate or modify the request, or describe
 # its content, must be known before the content and so may not arrive as trailers.

@@ -58,26 +58,34 @@ def check_request_line_prefix(buf: bytes | bytearray, end: int, limits: Limits) 
     """Check what is known of a request line: ``buf[:end]``, complete or not.
 
     Run on partial lines too, so a TLS handshake or a target that never ends is refused at once
-    rather than buffered; the checks run in one order so a request gets the same status however
-    its bytes are split. Each call costs O(1) until the line is longer than the target cap.
+    rather than buffered. Each problem shows at a position of the line; of those already
+    shown, the first is reported, so a request gets the same status however its bytes are
+    split. Each call costs O(1) until the line is longer than the target cap.
     """
+    shown: list[tuple[int, int, str]] = []  # (position, status, message)
     sp1 = buf.find(b" ", 0, min(end, _MAX_METHOD + 1))
     method_end = sp1 if sp1 != -1 else min(end, _MAX_METHOD + 1)
-    if not _METHOD_PREFIX_RE.fullmatch(buf, 0, method_end) or 0 <= sp1 < _MIN_METHOD:
-        raise ProtocolError(400, "malformed request method")
-    if sp1 == -1:
-        if end > _MAX_METHOD:
-            raise ProtocolError(400, "malformed request method")
-        return
+    valid = _METHOD_PREFIX_RE.match(buf, 0, method_end)
+    assert valid is not None  # the pattern matches the empty string
+    if valid.end() < method_end:
+        shown.append((valid.end(), 400, "malformed request method"))
+    elif 0 <= sp1 < _MIN_METHOD:
+        shown.append((sp1, 400, "malformed request method"))
+    elif sp1 == -1 and end > _MAX_METHOD:
+        shown.append((_MAX_METHOD, 400, "malformed request method"))
     if limits.max_request_line is not None and end > limits.max_request_line:
-        raise ProtocolError(414, "request line too long")
-    if end - sp1 - 1 <= limits.max_target:
-        return
-    sp2 = buf.find(b" ", sp1 + 1, end)
-    if (sp2 if sp2 != -1 else end) - sp1 - 1 > limits.max_target:
-        raise ProtocolError(414, "request target too long")
-    if end - sp2 > _MAX_VERSION:
-        raise ProtocolError(400, "malformed request line")
+        shown.append((limits.max_request_line, 414, "request line too long"))
+    # Looking for the second space scans the target: only when a problem is at hand already,
+    # or the target may be too long (then the scan happens once: the error is final).
+    if sp1 != -1 and (shown or end - sp1 - 1 > limits.max_target):
+        sp2 = buf.find(b" ", sp1 + 1, end)
+        if (sp2 if sp2 != -1 else end) - sp1 - 1 > limits.max_target:
+            shown.append((sp1 + 1 + limits.max_target, 414, "request target too long"))
+        if sp2 != -1 and end - sp2 > _MAX_VERSION:
+            shown.append((sp2 + _MAX_VERSION, 400, "malformed request line"))
+    if shown:
+        _, status, message = min(shown)
+        raise ProtocolError(status, message)
 
 
 def parse_request_line(line: bytes, has_cr: bool, limits: Limits) -> tuple[str, str, str]:

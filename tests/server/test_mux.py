@@ -1,0 +1,258 @@
+"""Every path of the multiplexing workers (microwsgi.server.mux), driven over real sockets.
+
+The turn limit with a client pipelining 50 requests while another waits, the ready queue
+(a connection that used up its turn resumed behind the others, also by another worker),
+parking and sweeping, the deputy taking over the wait in epoll while every other worker is
+inside a slow request, and a stop with connections parked and queued. The workers report each
+scheduling step to `trace_for_tests`; tests wait for steps (events), never for time.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from server_live import WAIT, App, Client, get, listening, pipeline, port_of, running
+
+from microwsgi.server import Engine, ServerConfig, mux
+from microwsgi.server.channel import Channel
+from microwsgi.server.protocol import Connection
+from microwsgi.server.worker import Turn
+
+pytestmark = pytest.mark.skipif(not mux.AVAILABLE, reason="epoll is Linux-only")
+
+
+class Trace:
+    """The scheduling steps the workers took: (step, client port or None, thread name)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, int | None, str]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, step: str, channel: Channel | None) -> None:
+        port = int(channel.peer[1]) if channel is not None else None
+        with self._cond:
+            self.steps.append((step, port, threading.current_thread().name))
+            self._cond.notify_all()
+
+    def wait_for(self, step: str, port: int | None = None, after: int = 0) -> int:
+        """Index of the first `step` (for `port`) at or after index `after`."""
+
+        def found() -> int | None:
+            for index, (name, where, _) in enumerate(self.steps[after:], after):
+                if name == step and (port is None or where == port):
+                    return index
+            return None
+
+        with self._cond:
+            assert self._cond.wait_for(lambda: found() is not None, WAIT), (step, self.steps)
+            index = found()
+            assert index is not None
+            return index
+
+
+@pytest.fixture
+def engine() -> Iterator[Callable[..., tuple[Engine, Trace, int]]]:
+    """Start an engine with multiplexing workers and a trace; stopped at the end."""
+    contexts: list[Any] = []
+
+    def start(app: Any, **options: Any) -> tuple[Engine, Trace, int]:
+        sock = listening()
+        options.setdefault("access_log", False)
+        started = Engine(app, [sock], ServerConfig(**options), multiplex=True)
+        assert isinstance(started.workers, mux.EpollWorkers)
+        trace = Trace()
+        started.workers.trace_for_tests = trace
+        context = running(started)
+        context.__enter__()
+        contexts.append(context)
+        return started, trace, sock.getsockname()[1]
+
+    yield start
+    for context in reversed(contexts):
+        context.__exit__(None, None, None)
+
+
+def test_a_pipelining_client_gives_way_after_its_turn(
+    engine: Callable[..., tuple[Engine, Trace, int]],
+) -> None:
+    app = App("/a/0")
+    _, trace, port = engine(app, threads=1)
+    with Client(port) as a, Client(port) as b:
+        a.send(pipeline("a", 50))
+        assert app.entered["/a/0"].wait(WAIT)  # the only worker is busy with A
+        b.send(get("/b"))
+        trace.wait_for("park", port_of(b))  # B waits in the epoll set
+        app.gates["/a/0"].set()
+        assert [a.response().body for _ in range(50)] == [f"/a/{i}".encode() for i in range(50)]
+        assert b.response().body == b"/b"
+        # A's first turn was TURN_LIMIT requests; then B, then A again from the ready queue.
+        assert app.order().index("/b") == 16
+        requeued = trace.wait_for("requeue", port_of(a))
+        trace.wait_for("resume", port_of(a), after=requeued)
+
+
+def test_a_queued_connection_is_resumed_by_another_worker(
+    engine: Callable[..., tuple[Engine, Trace, int]],
+) -> None:
+    app = App("/b", "/a/0", "/c")
+    _, trace, port = engine(app, threads=2)
+    with Client(port) as a, Client(port) as b, Client(port) as c:
+        b.send(get("/b"))
+        assert app.entered["/b"].wait(WAIT)  # one worker held by B
+        a.send(pipeline("a", 40))
+        assert app.entered["/a/0"].wait(WAIT)  # the other by A
+        c.send(get("/c"))
+        trace.wait_for("park", port_of(c))  # nobody free: C waits in the epoll set
+        app.gates["/a/0"].set()
+        # A's turn ends: its worker takes C, which was waiting, and queues A behind it.
+        assert app.entered["/c"].wait(WAIT)
+        requeued = trace.wait_for("requeue", port_of(a))
+        app.gates["/b"].set()  # B's worker is free now and finds A in the ready queue
+        resumed = trace.wait_for("resume", port_of(a), after=requeued)
+        app.gates["/c"].set()
+        assert [a.response().body for _ in range(40)] == [f"/a/{i}".encode() for i in range(40)]
+        assert b.response().body == b"/b" and c.response().body == b"/c"
+    assert trace.steps[requeued][2] == app.thread_of("/a/15") == app.thread_of("/c")
+    assert trace.steps[resumed][2] == app.thread_of("/a/16") == app.thread_of("/b")
+
+
+def test_an_idle_connection_is_parked_then_swept_back_to_the_loop(
+    engine: Callable[..., tuple[Engine, Trace, int]],
+) -> None:
+    _, trace, port = engine(App(), threads=2)
+    with Client(port) as client:
+        assert client.request(get("/1")).body == b"/1"
+        parked = trace.wait_for("park", port_of(client))
+        swept = trace.wait_for("sweep", port_of(client), after=parked)
+        # Back in the loop's selector: the next request comes through it and is answered.
+        assert client.request(get("/2")).body == b"/2"
+        trace.wait_for("park", port_of(client), after=swept)
+
+
+def test_the_deputy_takes_over_the_wait_while_every_other_worker_is_busy(
+    engine: Callable[..., tuple[Engine, Trace, int]],
+) -> None:
+    app = App("/a", "/c")
+    _, trace, port = engine(app, threads=3)
+    with Client(port) as a, Client(port) as b, Client(port) as c, Client(port) as d:
+        a.send(get("/a"))
+        assert app.entered["/a"].wait(WAIT)
+        assert b.request(get("/b")).body == b"/b"
+        # B's worker has nothing left to do while another worker waits in epoll: it sleeps
+        # as the deputy.
+        deputy = trace.wait_for("deputy")
+        c.send(get("/c"))
+        assert app.entered["/c"].wait(WAIT)  # the worker that waited in epoll is held too
+        # Nobody waits in epoll now, and the pool is at its size: only the deputy can answer.
+        trace.wait_for("takeover", after=deputy)
+        assert d.request(get("/d")).body == b"/d"
+        app.gates["/a"].set()
+        app.gates["/c"].set()
+        assert a.response().body == b"/a" and c.response().body == b"/c"
+
+
+def test_threads_start_only_as_needed(engine: Callable[..., tuple[Engine, Trace, int]]) -> None:
+    _, trace, port = engine(App(), threads=8)
+    with Client(port) as client:
+        for i in range(20):
+            assert client.request(get(f"/{i}")).status == 200
+    # One client, one request at a time: far fewer than eight threads were needed.
+    assert 1 <= [step for step, _, _ in trace.steps].count("spawn") <= 3
+
+
+def test_stopping_closes_parked_and_queued_connections(
+    engine: Callable[..., tuple[Engine, Trace, int]],
+) -> None:
+    app = App("/a/0", "/b")
+    started, trace, port = engine(app, threads=1)
+    with Client(port) as a, Client(port) as b, Client(port) as idle:
+        assert idle.request(get("/idle")).status == 200
+        a.send(pipeline("a", 40))
+        assert app.entered["/a/0"].wait(WAIT)
+        b.send(get("/b"))
+        trace.wait_for("park", port_of(b))
+        app.gates["/a/0"].set()
+        assert app.entered["/b"].wait(WAIT)  # A's turn is over: A waits in the ready queue
+        trace.wait_for("requeue", port_of(a))
+        started.stop()
+        assert idle.closed()
+        app.gates["/b"].set()
+        answer = b.response()
+        assert answer.body == b"/b" and answer.header("Connection") == "close"
+        assert [a.response().body for _ in range(16)] == [f"/a/{i}".encode() for i in range(16)]
+        assert a.closed()  # the rest of A's pipeline is never answered: we were stopping
+        assert started.wait(WAIT)
+    assert "/a/16" not in app.order()
+
+
+class FakeOwner:
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.closed: list[Channel] = []
+        self.handed_back: list[Channel] = []
+
+    def hand_back(self, channel: Channel) -> None:
+        self.handed_back.append(channel)
+
+    def close(self, channel: Channel) -> None:
+        self.closed.append(channel)
+        channel.sock.close()
+
+
+class IdleWorker:
+    def serve(self, channel: Channel, hold: Any = None) -> Turn:
+        return Turn.IDLE
+
+
+def make_workers(owner: FakeOwner) -> mux.EpollWorkers:
+    return mux.EpollWorkers(1, IdleWorker(), owner, header_timeout=10.0)  # type: ignore[arg-type]
+
+
+def channel_for(sock: socket.socket) -> Channel:
+    return Channel(sock, Connection(), ("127.0.0.1", "1"), {}, 0.05)
+
+
+def test_a_descriptor_left_in_the_epoll_set_is_reused() -> None:
+    # A socket closed while a forked child still held its file stays registered; a new socket
+    # with the same number must still be watched.
+    owner = FakeOwner()
+    workers = make_workers(owner)
+    ours, theirs = socket.socketpair()
+    try:
+        channel = channel_for(ours)
+        workers._epoll.register(channel.fd)  # the leftover registration
+        workers.dispatch(channel)
+        assert channel.in_epoll and not owner.closed
+        theirs.send(b"x")  # readable: a worker claims it
+    finally:
+        owner.stopping.set()
+        workers.stop(time_limit())
+        workers.close()
+        ours.close()
+        theirs.close()
+
+
+def test_a_connection_that_cannot_be_watched_is_closed() -> None:
+    owner = FakeOwner()
+    workers = make_workers(owner)
+    ours, theirs = socket.socketpair()
+    channel = channel_for(ours)
+    ours.close()  # the descriptor is gone: epoll refuses it
+    try:
+        workers.dispatch(channel)
+        assert owner.closed == [channel] and not channel.in_epoll
+    finally:
+        owner.stopping.set()
+        workers.stop(time_limit())
+        workers.close()
+        theirs.close()
+
+
+def time_limit() -> float:
+    import time
+
+    return time.monotonic() + WAIT
