@@ -136,17 +136,27 @@ def fetch(
 
 @dataclass
 class Gunicorn:
-    """A real gunicorn started with the shipped deploy/gunicorn.conf.py, overridden for the test."""
+    """A real gunicorn started with the shipped deploy/gunicorn.conf.py, overridden for the test.
+
+    `options` are more settings on the command line (they win over the config file), `binds`
+    its listeners, `config` another config file (None: none), `launcher` a program that starts
+    gunicorn for us (systemd-socket-activate). Logs go to `logdir`.
+    """
 
     app: str
     chdir: Path
     logdir: Path
-    worker_class: str = "sync"
+    worker_class: str | None = "sync"  # None: as the config file says
     workers: int = 1
-    threads: int = 1
+    threads: int | None = 1
     env: dict[str, str] = field(default_factory=dict)
+    options: Sequence[str] = ()
+    binds: Sequence[str] = ("127.0.0.1:0",)
+    config: Path | None = DEPLOY / "gunicorn.conf.py"
+    launcher: Sequence[str] = ()
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
+    addresses: list[str] = field(default_factory=list)
 
     @property
     def error_log(self) -> Path:
@@ -157,50 +167,100 @@ class Gunicorn:
         return self.logdir / "access.log"
 
     def command(self) -> list[str]:
+        config = ["-c", str(self.config)] if self.config is not None else []
+        # Port 0: the kernel picks a free port and gunicorn logs it, so no other process can
+        # take the port between choosing and binding it.
+        binds = [option for bind in self.binds for option in ("--bind", bind)]
         return [
-            sys.executable, "-m", "gunicorn",
-            "-c", str(DEPLOY / "gunicorn.conf.py"),
-            # Port 0: the kernel picks a free port and gunicorn logs it, so no other process can
-            # take the port between choosing and binding it.
-            "--bind", "127.0.0.1:0",
+            *self.launcher, sys.executable, "-m", "gunicorn", *config, *binds,
             "--workers", str(self.workers),
-            "--worker-class", self.worker_class,
-            "--threads", str(self.threads),
+            *(["--worker-class", self.worker_class] if self.worker_class else []),
+            *(["--threads", str(self.threads)] if self.threads else []),
             "--graceful-timeout", "10",
             "--error-logfile", str(self.error_log),
             "--access-logfile", str(self.access_log),
             "--chdir", str(self.chdir),
+            *self.options,
             self.app,
         ]  # fmt: skip
 
     def start(self) -> Gunicorn:
-        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.spawn()
+        self.wait_booted()
+        if self.port:
+            wait_until(lambda: accepts_connections(self.port), START_TIMEOUT, "gunicorn's socket")
+        return self
+
+    def environ(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
         # The code under test is this checkout, installed or not.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
+        return env
+
+    def spawn(self) -> None:
+        """Start the process; `wait_booted` waits for it to serve."""
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        env = self.environ()
+        with (self.logdir / "stderr.log").open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                self.command(),
+                env=env,
+                cwd=self.logdir,  # no stray ./gunicorn.conf.py is read
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # its own process group: see stop_group
+            )
+
+    def run_to_exit(self) -> subprocess.CompletedProcess[str]:
+        """Run a gunicorn expected to stop by itself (a refused configuration)."""
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(
             self.command(),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: see stop_group
+            env=self.environ(),
+            cwd=self.logdir,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
         )
+
+    def wait_booted(self) -> None:
         wait_until(self._booted, START_TIMEOUT, f"gunicorn {self.app} to boot")
-        wait_until(lambda: accepts_connections(self.port), START_TIMEOUT, "gunicorn's socket")
-        return self
 
     def log(self) -> str:
         return self.error_log.read_text() if self.error_log.exists() else ""
+
+    def stderr(self) -> str:
+        return (self.logdir / "stderr.log").read_text()
 
     def _booted(self) -> bool:
         assert self.proc is not None
         log = self.log()
         if self.proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{log}")
-        listening = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log)
+            pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{log}{self.stderr()}")
+        listening = re.search(r"Listening at: (\S+) \(", log)
         if listening:
-            self.port = int(listening.group(1))
-        return bool(listening) and log.count("Booting worker") >= self.workers
+            self.addresses = listening.group(1).split(",")
+            tcp = re.search(r"http://127\.0\.0\.1:(\d+)", listening.group(1))
+            self.port = int(tcp.group(1)) if tcp else 0
+        return bool(listening) and len(self.worker_pids()) >= self.workers
+
+    def worker_pids(self) -> list[int]:
+        """The master's worker processes now (its children, from /proc)."""
+        assert self.proc is not None
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in children.split()]
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the error log holds `text` at least `count` times."""
+        wait_until(lambda: self.log().count(text) >= count, timeout, f"{text!r} in the error log")
+
+    def send_signal(self, sig: int) -> None:
+        """To the master."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """SIGTERM: graceful (requests in flight finish); SIGQUIT: quick."""

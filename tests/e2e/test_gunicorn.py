@@ -1,4 +1,5 @@
-"""microwsgi apps under the real gunicorn (sync and gthread) with deploy/gunicorn.conf.py."""
+"""microwsgi apps under the real gunicorn with deploy/gunicorn.conf.py: its sync and gthread
+workers and microwsgi's own worker class (microwsgi.workers.Worker)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from e2e_support import DEPLOY, EXAMPLES, REPO, Gunicorn, Response, fetch, wait_
 pytestmark = pytest.mark.e2e
 
 StartGunicorn = Callable[..., Gunicorn]
-WORKERS = [
-    pytest.param({"worker_class": "sync"}, id="sync"),
+THREADED = [
     pytest.param({"worker_class": "gthread", "threads": 2}, id="gthread"),
+    pytest.param({"worker_class": "microwsgi.workers.Worker", "threads": 2}, id="microwsgi"),
 ]
+WORKERS = [pytest.param({"worker_class": "sync"}, id="sync"), *THREADED]
 
 
 def test_shipped_config_passes_check_config() -> None:
@@ -44,8 +46,11 @@ def test_serves_the_examples(gunicorn: StartGunicorn, options: dict[str, Any]) -
     assert fetch(todos.port, "/todos/999").status == 404
 
 
-def test_gthread_keeps_the_connection_alive(gunicorn: StartGunicorn) -> None:
-    app = gunicorn("backend_app:server", worker_class="gthread", threads=2)
+@pytest.mark.parametrize("options", THREADED)
+def test_threaded_workers_keep_the_connection_alive(
+    gunicorn: StartGunicorn, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
     conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
     try:
         answers = [fetch(app.port, "/id", conn=conn) for _ in range(5)]
