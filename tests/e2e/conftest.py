@@ -46,7 +46,8 @@ def module_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         key = repr((app, str(chdir), sorted(options.items())))
         if key not in started:
             logdir = tmp_path_factory.mktemp("gunicorn")
-            started[key] = Gunicorn(app, chdir, logdir, **options).start()
+            started[key] = Gunicorn(app, chdir, logdir, **options)  # stopped even if it fails
+            started[key].start()
         return started[key]
 
     yield start

@@ -134,6 +134,22 @@ def fetch(
             conn.close()
 
 
+def raw_request(port: int, data: bytes, *, source: str | None = None) -> Response:
+    """Send `data` exactly as given (repeated fields, odd shapes) on a new connection to
+    127.0.0.1:port; the answer parsed by http.client."""
+    source_address = (source, 0) if source else None
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=source_address
+    ) as sock:
+        sock.sendall(data)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        try:
+            return Response(answer.status, answer.headers, answer.read())
+        finally:
+            answer.close()
+
+
 @dataclass
 class Gunicorn:
     """A real gunicorn started with the shipped deploy/gunicorn.conf.py, overridden for the test.
@@ -242,7 +258,12 @@ class Gunicorn:
             self.addresses = listening.group(1).split(",")
             tcp = re.search(r"http://127\.0\.0\.1:(\d+)", listening.group(1))
             self.port = int(tcp.group(1)) if tcp else 0
-        return bool(listening) and len(self.worker_pids()) >= self.workers
+        else:  # a log level above info: only a port given in advance tells where it listens
+            fixed = [bind for bind in self.binds if re.fullmatch(r"127\.0\.0\.1:[1-9]\d*", bind)]
+            if not fixed or not accepts_connections(int(fixed[0].split(":")[1])):
+                return False
+            self.port = int(fixed[0].split(":")[1])
+        return len(self.worker_pids()) >= self.workers
 
     def worker_pids(self) -> list[int]:
         """The master's worker processes now (its children, from /proc)."""
