@@ -42,6 +42,10 @@ UNLIMITED_TARGET: Final = 1 << 20
 # way (at most their keep-alive timeout): what gunicorn's gthread worker does.
 _KEEPALIVE_ON_STOP: Final = 2.0
 
+# The arbiter kills a worker still running `graceful_timeout` after its SIGTERM: the worker
+# gives up on its requests this much earlier, so that it exits by itself and says so.
+_BEFORE_THE_KILL: Final = 0.5
+
 # microwsgi's options that gunicorn has no setting for, read from the environment.
 OWN_OPTIONS: Final = {
     "MICROWSGI_HEADER_TIMEOUT": ("header_timeout", float),
@@ -145,7 +149,7 @@ def server_config(
         # The whole header section, as gunicorn bounds it (its max_buffer_headers).
         max_header_bytes=fields * (field_size + 2) + 4,
         keepalive_timeout=keepalive,
-        shutdown_timeout=cfg.graceful_timeout,
+        shutdown_timeout=max(0.0, cfg.graceful_timeout - _BEFORE_THE_KILL),
         # As gthread does: on a stop, a kept-alive connection may still bring a request.
         keepalive_on_stop=min(_KEEPALIVE_ON_STOP, keepalive),
         access_log=False,  # gunicorn's logger writes it (Worker.finish)

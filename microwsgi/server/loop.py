@@ -191,7 +191,6 @@ class Engine:
         keep = self.config.keepalive_on_stop
         if not keep:
             return None
-        self.closing.set()
         self._pause_accepting()
         for sock in self._listeners:
             sock.close()  # this engine's handle on it: a shared socket goes on in others
@@ -202,6 +201,7 @@ class Engine:
             if type(channel) is Channel and channel.deadline > self._idle_until:
                 channel.deadline = self._idle_until
                 heapq.heappush(self._deadlines, (channel.deadline, next(self._sequence), channel))
+        self.closing.set()  # last: whoever waits for it finds the listeners closed
         return now + self.config.shutdown_timeout
 
     def _tick(self) -> None:
@@ -281,6 +281,11 @@ class Engine:
                     self._selector.unregister(sock)
 
     def _accept(self, listener: socket.socket) -> None:
+        if self.closing.is_set():
+            # The last of max_requests is being answered: the next connection is for another
+            # process sharing the socket (a gunicorn worker's successor), so leave it queued.
+            self._pause_accepting()
+            return
         now = time.monotonic()
         config, cap = self.config, self.config.max_connections
         base = self._listeners[listener]

@@ -150,6 +150,15 @@ def raw_request(port: int, data: bytes, *, source: str | None = None) -> Respons
             answer.close()
 
 
+def read_answer(reader: Any) -> bytes:
+    """The body of one answer with a Content-Length, read from a raw connection's file."""
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return bytes(reader.read(length))
+
+
 @dataclass
 class Gunicorn:
     """A real gunicorn started with the shipped deploy/gunicorn.conf.py, overridden for the test.

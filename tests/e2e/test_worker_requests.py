@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import HERE, Gunicorn, Response, fetch, free_port, raw_request, wait_until
+from e2e_support import (
+    HERE,
+    Gunicorn,
+    Response,
+    fetch,
+    free_port,
+    raw_request,
+    read_answer,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -342,15 +351,6 @@ def test_keepalive_0_closes_after_every_answer(
         sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
         answer = sock.makefile("rb").read()  # to the end: the server closes
     assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in answer
-
-
-def read_answer(reader: Any) -> bytes:
-    """One answer with a Content-Length from a raw connection's reader."""
-    length = 0
-    while (line := reader.readline()) not in (b"\r\n", b""):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return bytes(reader.read(length))
 
 
 # -- loglevel ----------------------------------------------------------------------------------

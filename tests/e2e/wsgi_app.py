@@ -3,7 +3,8 @@
 /environ   the environ's text values (and the scheme, multiprocess, multithread) as JSON
 /pid       the worker's pid and the client's port (which TCP connection carried the request)
 /slow      ?marker=FILE&seconds=S: touches FILE (the request is in flight), sleeps, answers
-/hold      ?marker=FILE&release=FILE: touches FILE, then waits until RELEASE exists (bounded)
+/hold      ?marker=FILE&release=FILE: touches FILE, waits until RELEASE exists (bounded), then
+           answers with the worker's pid
 /boom      raises
 /echo      answers with the request body
 /errors    writes a line to wsgi.errors
@@ -43,7 +44,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         release, deadline = Path(query["release"]), time.monotonic() + HOLD_LIMIT
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        body = b"released"
+        body = f"{os.getpid()} released".encode()
     elif path == "/boom":
         raise RuntimeError("a bug in a plain WSGI app")
     elif path == "/echo":
