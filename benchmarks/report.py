@@ -225,8 +225,8 @@ def render_devserver(section: dict[str, Any]) -> list[str]:
         lines.append("")
         lines += _table(header, ([row.get(key, "") for key in header] for row in rows))
         rest = {key: value for key, value in result.items() if key != "rows"}
-    else:
-        rest = result if isinstance(result, dict) else {"result": result}
+    else:  # a copy: the tables below take keys out, and the results are saved as JSON after
+        rest = dict(result) if isinstance(result, dict) else {"result": result}
     for key, value in list(rest.items()):
         if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             header = list(dict.fromkeys(k for v in value.values() for k in v))

@@ -108,14 +108,13 @@ def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_devserver_section_reports_the_teammate_benchmark(tmp_path: Path) -> None:
+def test_devserver_section_reports_the_dev_server_benchmark(tmp_path: Path) -> None:
     require_program("wrk", "the development server benchmark loads it with wrk")
     results, markdown = run_quick(tmp_path, "devserver")
-    section = results["devserver"]
-    if not (REPO_ROOT / "benchmarks" / "bench_devserver.py").exists():
-        assert "does not exist" in section["unavailable"]
-        pytest.skip("benchmarks/bench_devserver.py is not written yet")
-    assert isinstance(section.get("result"), dict) and section["result"]
+    result = results["devserver"]["result"]
+    assert set(result["servers"]) == {"microwsgi", "wsgiref", "werkzeug"}
+    assert all(row["requests_per_sec"] > 0 for row in result["servers"].values())
+    assert result["ratio_vs_wsgiref"] > 0 and result["idle"]["new_request_ok"] is True
     assert "### 4. Development server" in markdown
 
 

@@ -24,8 +24,6 @@ import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 
-__all__ = ["ENV_FD", "RESTART_CODE", "Watcher", "module_files", "supervise"]
-
 RESTART_CODE = 3
 ENV_FD = "MICROWSGI_RELOAD_FD"
 INTERVAL = 0.5

@@ -23,20 +23,6 @@ import struct
 import time
 from typing import Final
 
-__all__ = [
-    "RECV_SIZE",
-    "BindError",
-    "Waker",
-    "bind",
-    "format_address",
-    "lingering_close",
-    "prepare_client",
-    "recv_some",
-    "send_all",
-    "send_file",
-    "set_receive_timeout",
-]
-
 RECV_SIZE: Final = 65536
 # After an error answer that closes the connection, unread request bytes would make the kernel
 # send RST, which can destroy the answer before the client reads it; so the server half-closes
