@@ -1,5 +1,7 @@
 """microwsgi: the PyMicroHTTP API as a small, fast WSGI framework."""
 
+import importlib.metadata as _metadata
+
 from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
@@ -18,3 +20,8 @@ __all__ = [
     "serve",
     "set_cookie",
 ]
+
+try:
+    __version__ = _metadata.version("microwsgi")
+except _metadata.PackageNotFoundError:  # a source tree used without being installed
+    __version__ = "0+unknown"

@@ -93,12 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(args_list)
     if args.version:
-        from importlib.metadata import PackageNotFoundError, version
+        from . import __version__
 
-        try:
-            print(f"{PROG} {version(PROG)}")
-        except PackageNotFoundError:
-            print(f"{PROG} (not installed)")
+        print(f"{PROG} {__version__}")
         return 0
     if args.command != "run":
         parser.print_help(sys.stderr)
