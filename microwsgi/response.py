@@ -151,7 +151,11 @@ def _check_status(status: Any) -> int:
     return int(status)
 
 
-def _check_headers(headers: Any) -> Headers:
+def header_pairs(headers: Any) -> Headers:
+    """Headers given as a dict or as (name, value) pairs, checked, as a list of pairs.
+
+    The one rule for every place a user hands us headers: a returned tuple, `abort`.
+    """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
         raise InvalidResponse(f"headers must be a dict or a list of pairs, got {headers!r}")
@@ -263,7 +267,7 @@ class Renderer:
                 )
             body, status = rv[0], _check_status(rv[1])
             if len(rv) == 3:
-                extra = _check_headers(rv[2])
+                extra = header_pairs(rv[2])
         else:
             body, status = rv, 200
         if isinstance(body, (Response, Delegate)):

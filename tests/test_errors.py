@@ -125,6 +125,33 @@ def test_http_error_default_message_and_headers(server: Server, app: webtest.Tes
     assert app.get("/y", status=409).json["error"] == "Conflict"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"WWW-Authenticate": "Bearer", "X-Reason": "expired"},
+        [("WWW-Authenticate", "Bearer"), ("X-Reason", "expired")],
+        [["WWW-Authenticate", "Bearer"], ["X-Reason", "expired"]],
+        (("WWW-Authenticate", "Bearer"), ("X-Reason", "expired")),
+    ],
+    ids=["dict", "list of tuples", "list of lists", "tuple of tuples"],
+)
+def test_abort_takes_every_header_form_a_returned_tuple_takes(
+    server: Server, app: webtest.TestApp, headers: Any
+) -> None:
+    server.register_handler("GET /tuple", lambda request: ({"x": 1}, 401, headers))
+    server.register_handler("GET /abort", lambda request: abort(401, "nope", headers=headers))
+    for path in ("/tuple", "/abort"):
+        response = app.get(path, status=401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.headers["X-Reason"] == "expired"
+    assert app.get("/abort", status=401).json["message"] == "nope"
+
+
+def test_http_error_refuses_headers_that_are_not_pairs_when_raised() -> None:
+    with pytest.raises(TypeError, match="is not a \\(name, value\\) pair"):
+        HTTPError(401, headers=["WWW-Authenticate"])
+
+
 def test_http_error_from_middleware(server: Server, app: webtest.TestApp) -> None:
     def guard(next_handler: Any) -> Any:
         def handler(request: dict[str, Any]) -> Any:
