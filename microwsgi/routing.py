@@ -8,7 +8,9 @@ Grammar (the seed's, made precise):
 - a segment ``:name`` (``name`` a Python identifier) captures that whole segment;
 - a final segment ``*name`` captures the rest of the path, slashes included (at least one
   character is not required: ``/files/`` gives ``name == ''``);
-- ``:`` or ``*`` anywhere else in a segment is an error.
+- ``:`` or ``*`` anywhere else in a segment is an error;
+- a segment starting with ``<`` or ``{`` is another framework's parameter (Flask's ``<id>``,
+  FastAPI's ``{id}``): an error whose message shows the microwsgi spelling (``:id``).
 
 Matching cost depends on the number of path segments, not on the number of routes: routes
 without parameters live in one dict keyed by the full path; the others in a segment tree
@@ -22,6 +24,7 @@ application owns (one per pattern) and hands it back with the captured parameter
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -57,6 +60,12 @@ def _check_path(spec: str, path: str) -> None:
     names: set[str] = set()
     for index, segment in enumerate(segments):
         last = index == len(segments) - 1
+        if segment[:1] in ("<", "{"):
+            native = _native_spec(spec)
+            hint = f"write {native!r}" if native != spec else "write a parameter as ':name'"
+            raise ValueError(
+                f"route spec {spec!r}: {segment!r} is not a microwsgi parameter; {hint}"
+            )
         if segment == "" and not last:
             raise ValueError(f"route spec {spec!r}: empty path segment in {path!r}")
         if segment[:1] in (":", "*"):
@@ -78,6 +87,23 @@ def _check_path(spec: str, path: str) -> None:
                 f"route spec {spec!r}: ':' and '*' may only start a whole segment, "
                 f"not appear inside {segment!r}"
             )
+
+
+# Flask and Django write <name> or <converter:name>; Starlette and FastAPI {name} or {name:type}.
+_FOREIGN_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)(?::(\w+))?\}")
+
+
+def _native_spec(spec: str) -> str:
+    """`spec` with other frameworks' parameters spelled the microwsgi way, for error hints."""
+
+    def native(match: re.Match[str]) -> str:
+        kind = match.group(1) or match.group(4)
+        name = match.group(2) or match.group(3)
+        if kind == "path":  # the rest of the path, slashes included
+            return f"*{name}"
+        return f":{name}" if kind in (None, "str", "string") else f":{name}<{kind}>"
+
+    return _FOREIGN_PARAM.sub(native, spec)
 
 
 def _segments(path: str) -> list[str]:
