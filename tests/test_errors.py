@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
@@ -50,17 +49,6 @@ def test_traceback_goes_to_the_microwsgi_logger(
     message = record.getMessage()
     assert "explode" in message
     assert "POST /boom/7" in message
-
-
-def test_traceback_goes_to_wsgi_errors(server: Server, call_wsgi: Any) -> None:
-    server.register_handler("GET /boom", explode)
-    errors = io.StringIO()
-    result = call_wsgi(server, "/boom", environ={"wsgi.errors": errors})
-    assert result.code == 500
-    written = errors.getvalue()
-    assert "Traceback" in written
-    assert SECRET in written
-    assert "explode" in written
 
 
 def test_exception_in_middleware_is_500(server: Server, app: webtest.TestApp) -> None:

@@ -81,6 +81,20 @@ def test_raising_handler_gives_500_and_worker_keeps_serving(
 
 
 @pytest.mark.parametrize("options", WORKERS)
+def test_a_failing_handler_is_in_the_error_log_once(
+    gunicorn: StartGunicorn, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
+    assert fetch(app.port, "/boom").status == 500
+    app.stop()
+    log, stderr = app.log(), app.stderr_log.read_text()
+    assert log.count("Traceback (most recent call last)") == 1, log
+    assert log.count("RuntimeError: a bug in a handler") == 1, log
+    assert "boom (GET /boom) while handling GET /boom" in log
+    assert "Traceback" not in stderr, stderr  # not also on stderr (the shipped errorlog)
+
+
+@pytest.mark.parametrize("options", WORKERS)
 def test_sigterm_finishes_the_request_in_flight(
     gunicorn: StartGunicorn, tmp_path: Path, options: dict[str, Any]
 ) -> None:
