@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
 from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
+from .checks import UnappliedRoutes, check_factory, middleware_list
 from .failures import ErrorAnswers
 from .files import static_handler
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
@@ -29,20 +30,6 @@ __all__ = ["Handler", "Middleware", "Server"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
-
-
-def _as_middleware_list(
-    spec: str, middleware: Middleware | Sequence[Middleware] | None
-) -> list[Middleware]:
-    if middleware is None:
-        return []
-    items: object = [middleware] if callable(middleware) else middleware
-    if not isinstance(items, (list, tuple)):
-        raise ValueError(f"route {spec!r}: middleware must be a function or a list of functions")
-    for item in items:
-        if not callable(item):
-            raise ValueError(f"route {spec!r}: middleware {item!r} is not callable")
-    return list(items)
 
 
 class Server:
@@ -73,6 +60,7 @@ class Server:
         self._errors = ErrorAnswers(self.renderer, debug)
         self._router: Router[Resource] = Router()
         self._before_all: list[Middleware] = []
+        self._unapplied = UnappliedRoutes()
         self._lock = threading.Lock()
         self._ready = False
         self._not_found = Chain(raise_not_found, "no route")
@@ -89,11 +77,19 @@ class Server:
     def register(
         self, spec: str, middleware: Middleware | Sequence[Middleware] | None = None
     ) -> Callable[[F], F]:
-        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`."""
-        parse_spec(spec)  # fail at the decorator line, before the function is defined
+        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`.
+
+        The spec and the middleware are checked here, at the decorator line (middleware
+        factories are called once to see that they return a handler).
+        """
+        verb, pattern = parse_spec(spec)
+        chain = middleware_list(f"route {spec!r}", middleware)
+        token = self._unapplied.add(spec)
+        self._ready = False  # the first request then warns if the decorator is never applied
 
         def decorator(handler: F) -> F:
-            self.register_handler(spec, handler, middleware)
+            self._unapplied.applied(token)
+            self._add_route(spec, verb, pattern, handler, chain)
             return handler
 
         return decorator
@@ -106,9 +102,14 @@ class Server:
     ) -> None:
         """Route `spec` to `handler` (the non-decorator form of `register`)."""
         verb, pattern = parse_spec(spec)
+        chain = middleware_list(f"route {spec!r}", middleware)
+        self._add_route(spec, verb, pattern, handler, chain)
+
+    def _add_route(
+        self, spec: str, verb: str, pattern: str, handler: Handler, chain: list[Middleware]
+    ) -> None:
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
-        chain = _as_middleware_list(spec, middleware)
         resource = self._resource(pattern, spec)
         if verb in resource.endpoints:
             raise ValueError(f"route {spec!r} is already registered")
@@ -134,12 +135,14 @@ class Server:
         """Add middleware that wraps every route, outermost, in registration order.
 
         Use as ``@server.before_all()`` (the seed's ``@server.beforeAll()`` works too) or call
-        ``server.before_all(mw)`` directly.
+        ``server.before_all(mw)`` directly. The factory is called once here to check that it
+        returns a handler.
         """
 
         def decorator(mw: Middleware) -> Middleware:
             if not callable(mw):
                 raise ValueError(f"before_all middleware {mw!r} is not callable")
+            check_factory("before_all", mw)
             self._before_all.append(mw)
             self._ready = False
             return mw
@@ -210,10 +213,11 @@ class Server:
 
     # -- compilation --------------------------------------------------------------------
 
-    def _compile(self) -> None:
+    def _compile(self, environ: dict[str, Any] | None = None) -> None:
         with self._lock:
             if self._ready:
                 return
+            self._unapplied.warn(environ)
             builder = ChainBuilder(self._before_all, self._errors.answer)
             for resource in self._router.targets():
                 builder.compile(resource)
@@ -234,7 +238,7 @@ class Server:
         route = self._not_found
         try:
             if not self._ready:
-                self._compile()
+                self._compile(environ)
                 route = self._not_found  # now wrapped in the before-all middleware
             if not path.isascii():
                 path = request["path"] = decode_path(path)
@@ -270,6 +274,7 @@ class Server:
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
         """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
+        self._unapplied.warn()
         try:
             serve(self, host=host, port=port, listen_msg=listen_msg, **options)
         except BindError as exc:

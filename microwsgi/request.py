@@ -49,7 +49,10 @@ class Request(dict[str, Any]):
     too, while ``keys()``/iteration show only what has been computed so far.
     """
 
-    __slots__ = ()
+    # `_answered` is not a key: the middleware chain's note of whether the handler it called
+    # last returned an answer (``chains.py``), kept out of the dict the user sees.
+    __slots__ = ("_answered",)
+    _answered: bool
 
     def __missing__(self, key: str) -> Any:
         loader = LAZY_KEYS.get(key)
