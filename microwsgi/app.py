@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
+from ._address import check_address
 from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
 from .checks import UnappliedRoutes, check_factory, middleware_list
 from .failures import ErrorAnswers
@@ -273,7 +274,12 @@ class Server:
     def start_server(
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
-        """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
+        """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped).
+
+        Raises TypeError for a host that is not a string (``start_server(8080)``: write
+        ``start_server(port=8080)``) and ValueError for a port outside 0-65535.
+        """
+        check_address(host, port, "start_server")
         self._unapplied.warn()
         try:
             serve(self, host=host, port=port, listen_msg=listen_msg, **options)

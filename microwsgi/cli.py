@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ._address import check_port
+
 __all__ = ["ImportTargetError", "load_app", "main"]
 
 PROG = "microwsgi"
@@ -99,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command != "run":
         parser.print_help(sys.stderr)
+        return 2
+    try:
+        check_port(args.port)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 2
     return _run(args, args_list)
 
