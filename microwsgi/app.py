@@ -8,6 +8,7 @@ render the value (``response.py``); exceptions become answers in ``failures.py``
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -20,11 +21,11 @@ from ._address import check_address
 from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
 from .checks import UnappliedRoutes, check_factory, middleware_list
 from .failures import ErrorAnswers
-from .files import static_handler
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import Router, parse_spec
 from .server import BindError, serve
+from .static import static_handler
 
 __all__ = ["Handler", "Middleware", "Server"]
 
@@ -208,8 +209,13 @@ class Server:
         middleware: Middleware | Sequence[Middleware] | None = None,
         **options: Any,
     ) -> None:
-        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out)."""
-        handler = static_handler(directory, **options)
+        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out).
+
+        A relative `directory` is looked up beside the calling module, then in the current
+        directory; ValueError names every path tried if it is in neither.
+        """
+        caller = sys._getframe(1).f_globals.get("__file__")
+        handler = static_handler(directory, beside=caller, **options)
         self.register_handler(f"GET {prefix.rstrip('/')}/*path", handler, middleware)
 
     # -- compilation --------------------------------------------------------------------
