@@ -19,6 +19,7 @@ from werkzeug.test import Client, create_environ
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LoadExample = Callable[[str], ModuleType]
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -63,14 +64,14 @@ def todos(load_example: LoadExample) -> TestApp:
 def test_todos_crud(todos: TestApp) -> None:
     assert todos.get("/todos").json == []
 
-    created = todos.post("/todos", '{"title": "write tests"}', status=201)
+    created = todos.post_json("/todos", {"title": "write tests"}, status=201)
     todo = created.json
     assert todo == {"id": "1", "title": "write tests", "checked": False}
     assert created.headers["Location"] == "/todos/1"
     assert todos.get("/todos/1").json == todo
 
     assert todos.put("/todos/1").json["checked"] is True
-    todos.post("/todos", '{"title": "deploy"}', status=201)
+    todos.post_json("/todos", {"title": "deploy"}, status=201)
     assert [t["title"] for t in todos.get("/todos?checked=true").json] == ["write tests"]
     assert [t["title"] for t in todos.get("/todos?checked=false").json] == ["deploy"]
     assert len(todos.get("/todos").json) == 2
@@ -81,24 +82,27 @@ def test_todos_crud(todos: TestApp) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "content_type", "status"),
     [
-        ("not json", 422),
-        ("[1, 2]", 400),
-        ("{}", 400),
-        ('{"title": "   "}', 400),
-        ('{"title": 42}', 400),
+        ("not json", JSON, 400),
+        ("[1, 2]", JSON, 400),
+        ("{}", JSON, 400),
+        ('{"title": "   "}', JSON, 400),
+        ('{"title": 42}', JSON, 400),
+        ('{"title": "as a form"}', "application/x-www-form-urlencoded", 415),
     ],
 )
-def test_todos_refuses_bad_input(todos: TestApp, body: str, status: int) -> None:
-    todos.post("/todos", body, status=status)
+def test_todos_refuses_bad_input(todos: TestApp, body: str, content_type: str, status: int) -> None:
+    answer = todos.post("/todos", body, content_type=content_type, status=status)
+    assert set(answer.json) == {"status", "error", "message"}  # the one error shape
+    assert answer.json["status"] == status
     assert todos.get("/todos").json == []
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_todos_unknown_id_is_404(todos: TestApp, method: str) -> None:
     answer = getattr(todos, method)("/todos/99", status=404)
-    assert answer.json == {"error": "id not found"}
+    assert answer.json == {"status": 404, "error": "Not Found", "message": "no to-do with id '99'"}
 
 
 def test_todos_store_is_thread_safe(load_example: LoadExample) -> None:
@@ -111,7 +115,7 @@ def test_todos_store_is_thread_safe(load_example: LoadExample) -> None:
         client = Client(server)
         start.wait(10)
         for i in range(50):
-            answer = client.post("/todos", data=f'{{"title": "t{i}"}}')
+            answer = client.post("/todos", json={"title": f"t{i}"})
             if answer.status_code != 201:
                 errors.append(answer.status_code)
 
@@ -157,18 +161,19 @@ def test_auth_login_then_protected_routes(auth: TestApp) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "content_type", "status"),
     [
-        ('{"username": "alice", "password": "wrong"}', 401),
-        ('{"username": "bob", "password": "wonderland"}', 401),
-        ('{"username": "alice"}', 400),
-        ('"alice"', 422),
-        ("not json", 422),
+        ('{"username": "alice", "password": "wrong"}', JSON, 401),
+        ('{"username": "bob", "password": "wonderland"}', JSON, 401),
+        ('{"username": "alice"}', JSON, 400),
+        ('"alice"', JSON, 400),
+        ("not json", JSON, 400),
+        ('{"username": "alice", "password": "wonderland"}', "text/plain", 415),
     ],
 )
-def test_auth_login_refused(auth: TestApp, body: str, status: int) -> None:
-    answer = auth.post("/login", body, status=status)
-    assert "token" not in answer.json
+def test_auth_login_refused(auth: TestApp, body: str, content_type: str, status: int) -> None:
+    answer = auth.post("/login", body, content_type=content_type, status=status)
+    assert set(answer.json) == {"status", "error", "message"}  # the one error shape
 
 
 @pytest.mark.parametrize(
@@ -179,14 +184,14 @@ def test_auth_refuses_missing_or_malformed_tokens(auth: TestApp, authorization: 
     headers = {"Authorization": authorization} if authorization else {}
     answer = auth.get("/me", headers=headers, status=401)
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
-    assert "user" not in answer.json
+    assert answer.json["status"] == 401 and "user" not in answer.json
 
 
 def test_auth_refuses_tampered_and_foreign_tokens(auth: TestApp, auth_module: ModuleType) -> None:
     token = login(auth)
     payload, _, signature = token.rpartition(".")
     tampered = f"{payload}.{signature[::-1]}"
-    assert auth.get("/me", headers=bearer(tampered), status=401).json["error"] == "invalid token"
+    assert auth.get("/me", headers=bearer(tampered), status=401).json["message"] == "invalid token"
 
     from itsdangerous import URLSafeTimedSerializer
 
@@ -202,7 +207,7 @@ def test_auth_refuses_expired_tokens(
     # Any token is older than a negative maximum age: expiry without waiting for the clock.
     monkeypatch.setattr(auth_module, "TOKEN_MAX_AGE", -1)
     answer = auth.get("/me", headers=bearer(token), status=401)
-    assert answer.json["error"] == "token expired"
+    assert answer.json["message"] == "token expired"
 
 
 # -- mounted.py --------------------------------------------------------------------------------

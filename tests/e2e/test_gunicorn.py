@@ -37,7 +37,13 @@ def test_serves_the_examples(gunicorn: StartGunicorn, options: dict[str, Any]) -
     assert fetch(hello.port, "/hello/ada").json() == {"message": "Hello, ada!"}
 
     todos = gunicorn("todos:server", chdir=EXAMPLES, **options)
-    created = fetch(todos.port, "/todos", method="POST", body=b'{"title": "deploy"}')
+    created = fetch(
+        todos.port,
+        "/todos",
+        method="POST",
+        body=b'{"title": "deploy"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert created.status == 201
     todo = created.json()
     assert fetch(todos.port, f"/todos/{todo['id']}").json() == todo
