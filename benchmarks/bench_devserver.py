@@ -8,7 +8,7 @@ of one new `GET /hello` are recorded.
     python benchmarks/bench_devserver.py --duration 10
 
 `main(argv)` returns (and prints as JSON) a dict of results; the suite runner calls it.
-Needs wrk on PATH (Debian package `wrk`). The issue's targets: >= 2x wsgiref and >= 4x
+Needs wrk on PATH (Debian package `wrk`). Its targets: >= 2x wsgiref and >= 4x
 werkzeug requests/sec with zero socket errors; < 60 MB RSS with 1,000 idle connections.
 
 Measured 2026-11-25 (2 vCPUs shared with other jobs, CPython 3.11.7, all three servers with

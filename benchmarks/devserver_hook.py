@@ -1,8 +1,8 @@
 """Section 4: runs the development-server benchmark, ``benchmarks/bench_devserver.py``.
 
-That module is written separately (issue 3); its contract is ``main(argv) -> dict`` accepting
-``--duration SECONDS``. When it is missing, or only prints its dict as JSON, this hook copes and
-says so in the results rather than failing the whole run.
+Its contract is ``main(argv) -> dict`` accepting ``--duration SECONDS``. When it is missing,
+or only prints its dict as JSON, this hook copes and says so in the results rather than
+failing the whole run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The seed's token example: log in for a signed token, send it back as a Bearer token.
+"""PyMicroHTTP's token example: log in for a signed token, send it back as a Bearer token.
 
 Tokens are signed and timestamped with itsdangerous (``pip install itsdangerous``, or the
 ``examples`` extra): the server keeps no session, and a token nobody signed with the secret key,

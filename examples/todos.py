@@ -1,4 +1,4 @@
-"""The seed's CRUD example: a to-do list kept in memory.
+"""PyMicroHTTP's CRUD example: a to-do list kept in memory.
 
 Run it:
     python examples/todos.py                      # built-in server, localhost:8080 (or $HOST:$PORT)

@@ -1,4 +1,8 @@
-"""microwsgi: the PyMicroHTTP API as a small, fast WSGI framework."""
+"""microwsgi: the PyMicroHTTP API as a small, fast WSGI framework.
+
+Every name the README documents is imported from here (``from microwsgi import send_file``);
+the modules behind them are the package's own business.
+"""
 
 import importlib.metadata as _metadata
 
@@ -6,6 +10,7 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
+from .middleware import cors, request_id, request_logger
 from .response import make_response, redirect
 from .server import serve
 
@@ -13,9 +18,12 @@ __all__ = [
     "HTTPError",
     "Server",
     "abort",
+    "cors",
     "delete_cookie",
     "make_response",
     "redirect",
+    "request_id",
+    "request_logger",
     "send_file",
     "serve",
     "set_cookie",

@@ -1,4 +1,4 @@
-"""`Server`: the seed's decorator API, and the WSGI application that serves it.
+"""`Server`: PyMicroHTTP's decorator API, and the WSGI application that serves it.
 
 Registration (`register`, `before_all`, `errorhandler`, `mount`) only records what the user
 declared. On the first request, under a lock, every route is compiled into a ready-to-call chain
@@ -21,13 +21,13 @@ from ._address import check_address
 from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
 from .checks import UnappliedRoutes, check_factory, middleware_list
 from .failures import ErrorAnswers
-from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
-from .response import Delegate, Renderer, StartResponse, WSGIResponse
+from .request import Request, body_too_large, close_uploads, decode_path
+from .response import APP_KEY, Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import Router, parse_spec
 from .server import BindError, serve
 from .static import static_handler
 
-__all__ = ["Handler", "Middleware", "Server"]
+__all__ = ["Server"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,7 +136,7 @@ class Server:
     def before_all(self, middleware: Middleware | None = None) -> Any:
         """Add middleware that wraps every route, outermost, in registration order.
 
-        Use as ``@server.before_all()`` (the seed's ``@server.beforeAll()`` works too) or call
+        Use as ``@server.before_all()`` (PyMicroHTTP's ``@server.beforeAll()`` works too) or call
         ``server.before_all(mw)`` directly. The factory is called once here to check that it
         returns a handler.
         """
@@ -151,7 +151,7 @@ class Server:
 
         return decorator if middleware is None else decorator(middleware)
 
-    beforeAll = before_all  # the seed's spelling, kept for drop-in use
+    beforeAll = before_all  # PyMicroHTTP's spelling, kept for drop-in use
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
         """Decorator: shape error answers for a status (404, 500...) or an exception class.
@@ -238,7 +238,7 @@ class Server:
 
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point; wrap this attribute to add WSGI middleware around the app."""
-        environ[SERVER_KEY] = self
+        environ[APP_KEY] = self
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO") or "/"
         request = Request(verb=method, path=path, params={}, environ=environ)
@@ -247,8 +247,10 @@ class Server:
             if not self._ready:
                 self._compile(environ)
                 route = self._not_found  # now wrapped in the before-all middleware
-            if not path.isascii():
+            if not path.isascii():  # PERF: an ASCII path needs no decoding: one C call
                 path = request["path"] = decode_path(path)
+            # PERF: routes without parameters, looked up here rather than through a router
+            # method: one dict lookup and no call for the commonest requests.
             resource = self._router.static.get(path)
             if resource is None:
                 found = self._router.find_dynamic(path)
@@ -265,7 +267,10 @@ class Server:
             body = self.renderer.render(rv, environ, start_response)
         except Exception as exc:
             body = self._errors.render_failure(request, rv, exc, route.label, start_response)
-        if dict.__contains__(request, "files"):  # uploads spooled to disk: free them once sent
+        # Uploads spooled to disk are freed once the answer is sent. PERF: dict.__contains__
+        # asks whether the files were parsed without Request.__contains__, which would report
+        # the lazy key as present on every request.
+        if dict.__contains__(request, "files"):
             body = ClosingIterator(body, partial(close_uploads, request["files"]))
         return body
 

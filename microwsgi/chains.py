@@ -22,7 +22,7 @@ from .errors import HTTPError
 from .request import Request
 from .routing import ANY_VERB, VERBS
 
-__all__ = ["Chain", "ChainBuilder", "Endpoint", "Handler", "Middleware", "Resource"]
+__all__: list[str] = []
 
 Handler = Callable[[dict[str, Any]], Any]
 Middleware = Callable[[Handler], Handler]

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .reporting import report
 
-__all__: list[str] = []
+if TYPE_CHECKING:
+    from .chains import Middleware
 
-Handler = Callable[[dict[str, Any]], Any]
-Middleware = Callable[[Handler], Handler]
+__all__: list[str] = []
 
 
 def _name(obj: object) -> str:

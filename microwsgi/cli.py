@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._address import check_port
-from .targets import ImportTargetError, find_app, load_app
+from .targets import ImportTargetError, find_app
+from .targets import load_app as load_app  # the loader other commands and tests use
 
-__all__ = ["ImportTargetError", "load_app", "main"]
+__all__ = ["main"]
 
 PROG = "microwsgi"
 

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from .response import header_pairs
 
-__all__ = ["HTTPError", "abort", "reason_phrase"]
+__all__ = ["HTTPError", "abort"]
 
 
 def reason_phrase(status: int) -> str:

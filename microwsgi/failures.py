@@ -22,7 +22,7 @@ from .errors import HTTPError
 from .reporting import report
 from .response import Delegate, InvalidResponse, Renderer, StartResponse
 
-__all__ = ["ErrorAnswers", "ErrorHandler"]
+__all__: list[str] = []
 
 ErrorHandler = Callable[[dict[str, Any], BaseException], Any]
 

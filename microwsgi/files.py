@@ -45,7 +45,7 @@ from .response import status_line
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["FileResponse", "send_file"]
+__all__ = ["send_file"]
 
 # Large enough that a Python-level copy is not dominated by per-chunk overhead, small enough
 # that many concurrent downloads do not hold much memory.

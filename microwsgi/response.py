@@ -24,17 +24,7 @@ from typing import Any, Protocol
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
-__all__ = [
-    "Delegate",
-    "InvalidResponse",
-    "Renderer",
-    "StreamBody",
-    "WSGIResponse",
-    "json_default",
-    "make_response",
-    "redirect",
-    "status_line",
-]
+__all__ = ["make_response", "redirect"]
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -42,6 +32,10 @@ BINARY_TYPE = "application/octet-stream"
 
 StartResponse = Callable[..., Callable[[bytes], object]]
 Headers = list[tuple[str, str]]
+
+# The environ key under which a Server puts itself, so that the request's lazy keys and
+# `make_response` find its settings (body limits, the JSON encoder).
+APP_KEY = "microwsgi.app"
 
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -182,9 +176,11 @@ def _default_dumps() -> Callable[[Any], bytes]:
     if c_make_encoder is None:  # no C accelerator (PyPy...): the documented path
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
         return _user_dumps(encoder.encode)
-    # JSONEncoder.encode builds this C encoder on every call, which costs more than encoding a
-    # small dict. Without the cycle check (markers=None) it keeps no state, so one is safe
-    # across threads; a cyclic answer then raises RecursionError instead.
+    # PERF: JSONEncoder.encode builds this C encoder on every call, which costs more than
+    # encoding a small dict; here it is built once. The nine positional arguments are those
+    # json.encoder passes (a private API, hence the fallback above). Without the cycle check
+    # (markers=None) it keeps no state, so one is safe across threads; a cyclic answer then
+    # raises RecursionError instead.
     iterencode = c_make_encoder(
         None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
@@ -225,7 +221,8 @@ class Renderer:
     ) -> Iterable[bytes]:
         """Answer `rv` through `start_response`; returns the body iterable."""
         kind = type(rv)
-        # The two commonest answers skip the general path entirely.
+        # PERF: the commonest answers (a dict, a list, a str with status 200) skip the general
+        # path: no tuple unpacking, no header merging, two headers built inline.
         if kind is dict or kind is list:
             body = self.dumps(rv)
             ctype = JSON_TYPE
@@ -246,7 +243,7 @@ class Renderer:
         environ: dict[str, Any],
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        status, headers, payload = self.cast(rv)
+        status, headers, payload = self.split(rv)
         if not isinstance(payload, (list, StreamBody)):
             return payload(environ, start_response)
         start_response(status_line(status), headers)
@@ -256,7 +253,7 @@ class Renderer:
             return []
         return payload
 
-    def cast(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+    def split(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
         """Split any valid return value into status, headers and a body (or a WSGI answer)."""
         extra: Headers | None = None
         if type(rv) is tuple:
@@ -274,12 +271,12 @@ class Renderer:
             if type(rv) is tuple:
                 raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
             return getattr(body, "status_code", status), [], body
-        payload, ctype = self._cast_body(body)
+        payload, ctype = self._encode_body(body)
         if body is None and type(rv) is not tuple:
             status = 204
         return status, _finish_headers(status, ctype, payload, extra), payload
 
-    def _cast_body(self, body: Any) -> tuple[list[bytes] | StreamBody, str]:
+    def _encode_body(self, body: Any) -> tuple[list[bytes] | StreamBody, str]:
         if isinstance(body, (dict, list)):
             return [self.dumps(body)], JSON_TYPE
         if isinstance(body, str):
@@ -343,9 +340,9 @@ def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response
     """
     if isinstance(rv, Response):
         return rv
-    server = request["environ"].get("microwsgi.server") if request is not None else None
-    renderer = getattr(server, "renderer", None) or _DEFAULT_RENDERER
-    status, headers, payload = renderer.cast(rv)
+    app = request["environ"].get(APP_KEY) if request is not None else None
+    renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
+    status, headers, payload = renderer.split(rv)
     if not isinstance(payload, (list, StreamBody)):
         raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
     response = Response(payload, status=status, headers=headers)

@@ -1,6 +1,6 @@
 """The `VERB /path` route grammar and the router that maps a request path to what was registered.
 
-Grammar (the seed's, made precise):
+Grammar (PyMicroHTTP's, made precise):
 
 - a spec is ``VERB /path`` with exactly one space; VERB is ``*`` or one of `VERBS`;
 - the path starts with ``/``; segments are separated by ``/``; no empty segments except a
@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["ANY_VERB", "VERBS", "Router", "parse_spec"]
+__all__: list[str] = []
 
 VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 ANY_VERB = "*"
@@ -198,8 +198,9 @@ class Router(Generic[T]):
             return None
         node = self._root
         params: dict[str, str] = {}
-        # Greedy descent: the branch a depth-first search tries first. It succeeds for almost
-        # every real request; a dead end or a catch-all falls back to the backtracking walk.
+        # PERF: a greedy descent, the branch a depth-first search tries first, filling the
+        # parameters as it goes, without recursion. It succeeds for almost every real request;
+        # a dead end or a catch-all falls back to the backtracking walk.
         for segment in path[1:].split("/"):
             child = node.static.get(segment)
             if child is None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
-__all__ = ["ImportTargetError", "LoadedApp", "find_app", "load_app"]
+__all__: list[str] = []
 
 DEFAULT_NAMES = ("server", "app")
 

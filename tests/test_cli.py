@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from microwsgi.cli import ImportTargetError, load_app, main
-from microwsgi.targets import find_app
+from microwsgi.cli import main
+from microwsgi.targets import ImportTargetError, find_app, load_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
