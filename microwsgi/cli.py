@@ -23,7 +23,7 @@ from ._address import check_port
 from .targets import ImportTargetError, find_app
 from .targets import load_app as load_app  # the loader other commands and tests use
 
-__all__ = ["main"]
+__all__: list[str] = []  # the command is the interface: `microwsgi` runs main()
 
 PROG = "microwsgi"
 
