@@ -148,23 +148,42 @@ def test_run_serves_logs_plain_lines_when_piped_and_stops_on_sigterm(
     assert "\x1b[" not in err
 
 
-def test_reload_restarts_on_change_and_keeps_the_address(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> None:
-    source = write_app(tmp_path, "first")
-    proc = command(
-        "run", "webapp:app", "--host", "127.0.0.1", "--port", "0", "--reload", cwd=tmp_path
-    )
+def reloading(
+    target: str, cwd: Path, stop_all: list[subprocess.Popen[str]]
+) -> tuple[subprocess.Popen[str], int]:
+    """`microwsgi run TARGET --reload` on a free port: the process and its port."""
+    proc = command("run", target, "--host", "127.0.0.1", "--port", "0", "--reload", cwd=cwd)
     stop_all.append(proc)
-    port = listening_port(proc)
-    # The child may still be importing: the backlog holds the first requests meanwhile.
-    poll(port, lambda answer: answer.endswith(b"first"), "the first version")
-    save(source, APP.format(text="second"))
-    poll(port, lambda answer: answer.endswith(b"second"), "the second version", touch=source)
+    return proc, listening_port(proc)
+
+
+def interrupted(proc: subprocess.Popen[str]) -> str:
+    """Ctrl+C: the supervisor and its child stop, exit status 0; returns stderr."""
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "webapp.py changed, restarting" in err
+    return err
+
+
+@pytest.fixture
+def first_version(
+    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
+) -> tuple[Path, subprocess.Popen[str], int]:
+    """webapp.py answering "first" under --reload: its source, the process and the port."""
+    source = write_app(tmp_path, "first")
+    proc, port = reloading("webapp:app", tmp_path, stop_all)
+    # The child may still be importing: the backlog holds the first requests meanwhile.
+    poll(port, lambda answer: answer.endswith(b"first"), "the first version")
+    return source, proc, port
+
+
+def test_reload_restarts_on_change_and_keeps_the_address(
+    first_version: tuple[Path, subprocess.Popen[str], int],
+) -> None:
+    source, proc, port = first_version
+    save(source, APP.format(text="second"))
+    poll(port, lambda answer: answer.endswith(b"second"), "the second version", touch=source)
+    assert "webapp.py changed, restarting" in interrupted(proc)
 
 
 def test_load_app_follows_dotted_attributes_and_defaults_to_app(
@@ -354,16 +373,9 @@ BROKEN = "x = 1\ndef (:\n"
 
 
 def test_reload_answers_an_import_error_with_a_500_naming_it_then_recovers(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
+    first_version: tuple[Path, subprocess.Popen[str], int],
 ) -> None:
-    source = write_app(tmp_path, "first")
-    proc = command(
-        "run", "webapp:app", "--host", "127.0.0.1", "--port", "0", "--reload", cwd=tmp_path
-    )
-    stop_all.append(proc)
-    port = listening_port(proc)
-    poll(port, lambda a: a.endswith(b"first"), "answer from the first version")
-
+    source, proc, port = first_version
     save(source, BROKEN)
     is_500 = lambda answer: answer.startswith(b"HTTP/1.1 500")  # noqa: E731
     broken = poll(port, is_500, "500 for the broken file", touch=source)
@@ -376,9 +388,7 @@ def test_reload_answers_an_import_error_with_a_500_naming_it_then_recovers(
 
     save(source, APP.format(text="fixed"))
     poll(port, lambda a: a.endswith(b"fixed"), "answer from the fixed version", touch=source)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    err = interrupted(proc)
     # Printed by each start of the broken version (one, unless a retried save restarted it
     # again), never once per request.
     printed = err.count(error.decode())
@@ -390,16 +400,10 @@ def test_reload_starting_broken_answers_500_until_fixed(
 ) -> None:
     source = tmp_path / "webapp.py"
     source.write_text("import no_such_dependency_here\n")
-    proc = command(
-        "run", "webapp.py", "--host", "127.0.0.1", "--port", "0", "--reload", cwd=tmp_path
-    )
-    stop_all.append(proc)
-    port = listening_port(proc)
+    proc, port = reloading("webapp.py", tmp_path, stop_all)
     broken = poll(port, lambda a: a.startswith(b"HTTP/1.1 500"), "500 for the broken import")
     assert b"ModuleNotFoundError: No module named 'no_such_dependency_here'" in broken
     save(source, APP.format(text="working"))
     poll(port, lambda a: a.endswith(b"working"), "answer once it is fixed", touch=source)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    err = interrupted(proc)
     assert err.count("No module named 'no_such_dependency_here'") == 1, err
