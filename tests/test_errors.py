@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import webtest
@@ -327,3 +328,30 @@ def test_error_handler_may_return_a_werkzeug_response(server: Server, app: webte
 
     response = app.get("/nowhere", status=404)
     assert response.text == "<h1>Not here</h1>"
+
+
+def test_every_error_answer_the_framework_produces_has_the_one_shape(tmp_path: Any) -> None:
+    from microwsgi import send_file
+
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "a.txt").write_bytes(b"0123456789")
+    server = Server(max_body_size=10)
+    server.register_handler("POST /json", lambda request: request["json"])
+    server.register_handler("GET /file", lambda request: send_file(tmp_path / "public" / "a.txt"))
+    server.static("/static", str(tmp_path / "public"))
+    app = webtest.TestApp(server)
+    far = {"Range": "bytes=100-"}
+    answers = [
+        (400, app.post("/json", b"{oops", content_type="application/json", status=400)),
+        (404, app.get("/nowhere", status=404)),
+        (405, app.delete("/json", status=405)),
+        (413, app.post("/json", b"x" * 11, status=413)),
+        (412, app.get("/file", headers={"If-Match": '"other"'}, status=412)),
+        (416, app.get("/file", headers=far, status=416)),
+        (416, app.get("/static/a.txt", headers=far, status=416)),
+    ]
+    for status, answer in answers:
+        assert answer.content_type == "application/json", status
+        body = answer.json
+        assert body == {"status": status, "error": HTTPError(status).reason, "message": ANY}
+        assert body["message"], status
