@@ -29,8 +29,9 @@ __all__: list[str] = []
 
 
 def _name(obj: object) -> str:
+    """A function's name, or the class of a callable object (``cors(...)`` returns one)."""
     name = getattr(obj, "__qualname__", None)
-    return str(name) if name is not None else repr(obj)
+    return str(name) if name is not None else f"{type(obj).__qualname__} object"
 
 
 def _stand_in_next(request: dict[str, Any]) -> Any:
