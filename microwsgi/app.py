@@ -21,7 +21,7 @@ from .failures import ErrorAnswers
 from .files import static_handler
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
-from .routing import Router, parse_spec
+from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
 from .server import BindError, serve
 
 __all__ = ["Handler", "Middleware", "Server"]
@@ -71,10 +71,12 @@ class Server:
         self.max_form_parts = max_form_parts
         self.renderer = Renderer(json_dumps)
         self._errors = ErrorAnswers(self.renderer, debug)
-        self._router: Router[Resource] = Router()
+        self._converters = dict(BUILTIN_CONVERTERS)
+        self._router: Router[Resource] = Router(self._converters)
         self._before_all: list[Middleware] = []
         self._lock = threading.Lock()
         self._ready = False
+        self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
@@ -90,7 +92,7 @@ class Server:
         self, spec: str, middleware: Middleware | Sequence[Middleware] | None = None
     ) -> Callable[[F], F]:
         """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`."""
-        parse_spec(spec)  # fail at the decorator line, before the function is defined
+        self._parse(spec)  # fail at the decorator line, before the function is defined
 
         def decorator(handler: F) -> F:
             self.register_handler(spec, handler, middleware)
@@ -105,7 +107,7 @@ class Server:
         middleware: Middleware | Sequence[Middleware] | None = None,
     ) -> None:
         """Route `spec` to `handler` (the non-decorator form of `register`)."""
-        verb, pattern = parse_spec(spec)
+        verb, pattern = self._parse(spec)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
         chain = _as_middleware_list(spec, middleware)
@@ -114,9 +116,13 @@ class Server:
             raise ValueError(f"route {spec!r} is already registered")
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
-        name = getattr(handler, "__qualname__", repr(handler))
-        resource.endpoints[verb] = Endpoint(handler, chain, f"{name} ({spec})")
+        resource.endpoints[verb] = Endpoint(handler, chain, spec)
         self._ready = False
+
+    def _parse(self, spec: str) -> tuple[str, str]:
+        verb, pattern = parse_spec(spec)
+        self._router.check_types(pattern, spec)
+        return verb, pattern
 
     def _resource(self, pattern: str, spec: str) -> Resource:
         resource = self._router.get(pattern)
@@ -129,6 +135,24 @@ class Server:
                 f"{resource.pattern!r} (same place, different parameter names)"
             )
         return resource
+
+    def converter(
+        self,
+        name: str,
+        pattern: str,
+        to_python: Callable[[str], Any] = str,
+        to_url: Callable[[Any], str] = str,
+    ) -> None:
+        """Add a parameter type for routes to use as ``:param<name>``.
+
+        `pattern` is a regex the whole (percent-decoded) segment must match; `to_python` turns
+        the segment into the value handlers see (a `ValueError` from it counts as no match);
+        `to_url` turns a value back into segment text for `url_for`.
+        """
+        converter = Converter(name, pattern, to_python, to_url)
+        if name in self._converters:
+            raise ValueError(f"converter {name!r} is already defined")
+        self._converters[name] = converter
 
     def before_all(self, middleware: Middleware | None = None) -> Any:
         """Add middleware that wraps every route, outermost, in registration order.
@@ -218,6 +242,7 @@ class Server:
             for resource in self._router.targets():
                 builder.compile(resource)
             self._not_found = builder.chain(raise_not_found, [], "no route")
+            self._chains = builder
             self._ready = True
 
     # -- serving ------------------------------------------------------------------------
@@ -244,7 +269,13 @@ class Server:
                 if found is not None:
                     resource, request["params"] = found
             if resource is not None:
-                route = resource.dispatch.get(method) or resource.fallback  # type: ignore[assignment]
+                # PERF: the best match has the verb on almost every request; only when it has
+                # not do the other matching patterns get looked at.
+                route = (
+                    resource.dispatch.get(method)
+                    or resource.any
+                    or self._by_verb(path, method, request)
+                )
             if environ.get("CONTENT_LENGTH"):
                 self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)
@@ -257,6 +288,18 @@ class Server:
         if dict.__contains__(request, "files"):  # uploads spooled to disk: free them once sent
             body = ClosingIterator(body, partial(close_uploads, request["files"]))
         return body
+
+    def _by_verb(self, path: str, method: str, request: dict[str, Any]) -> Chain:
+        """The best route with this verb among every pattern matching the path; else the
+        automatic OPTIONS or 405 answer for the patterns that match."""
+        matched = []
+        for resource, params in self._router.find_all(path):
+            route = resource.dispatch.get(method) or resource.any
+            if route is not None:
+                request["params"] = params
+                return route
+            matched.append(resource)
+        return self._chains.automatic(tuple(matched), method)
 
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.

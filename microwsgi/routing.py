@@ -1,29 +1,36 @@
-"""The `VERB /path` route grammar and the router that maps a request path to what was registered.
+"""The `VERB /path` route grammar, parameter types, and the router that maps a path to targets.
 
 Grammar (the seed's, made precise):
 
 - a spec is ``VERB /path`` with exactly one space; VERB is ``*`` or one of `VERBS`;
 - the path starts with ``/``; segments are separated by ``/``; no empty segments except a
   single trailing slash (``/hello/`` and ``/hello`` are different routes);
-- a segment ``:name`` (``name`` a Python identifier) captures that whole segment;
+- a segment ``:name`` (``name`` a Python identifier) captures that whole segment as text;
+- a segment ``:name<type>`` captures it only when it matches the converter ``type``
+  (`Converter`: ``int``, ``float``, ``uuid`` or one of the application's), converted;
 - a final segment ``*name`` captures the rest of the path, slashes included (at least one
   character is not required: ``/files/`` gives ``name == ''``);
-- ``:`` or ``*`` anywhere else in a segment is an error.
+- ``:`` or ``*`` anywhere else in a segment is an error. No parameter matches an empty segment.
 
-Matching cost depends on the number of path segments, not on the number of routes: routes
-without parameters live in one dict keyed by the full path; the others in a segment tree
-(static edges in a dict, then one parameter edge, then one catch-all). Static segments win over
-parameters whatever the registration order; the tree backtracks so that a static prefix that
-leads nowhere still lets a parameter route match.
+Precedence, position by position from the left: a static segment, then typed parameters in
+registration order, then the untyped ``:name``, then ``*rest``. `Router.find_all` yields every
+pattern matching a path in that order; `Router.find` the first. Matching cost depends on the
+number of path segments, not on the number of routes: patterns without parameters live in one
+dict keyed by the full path; the others in a segment tree (static edges in a dict, then the
+parameter edges, then one catch-all), searched depth first.
 
 The router knows nothing about verbs or handlers: it maps a pattern to a *target* object the
-application owns (one per pattern) and hands it back with the captured parameters.
+application owns (one per pattern) and hands it back with the captured parameters; choosing
+among the matches by verb is the application's business.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Generic, TypeVar
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["ANY_VERB", "VERBS", "Router", "parse_spec"]
 
@@ -31,6 +38,92 @@ VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 ANY_VERB = "*"
 
 T = TypeVar("T")
+
+
+# -- parameter types ------------------------------------------------------------------------
+
+
+class Converter:
+    """A parameter type: the regex a whole segment must match, and conversions both ways.
+
+    `to_python` turns the matched (percent-decoded) segment into the parameter's value; a
+    `ValueError` from it means the segment does not match, like a failed regex. `to_url` turns
+    a value back into segment text for URL building.
+    """
+
+    __slots__ = ("name", "pattern", "regex", "to_python", "to_url")
+
+    def __init__(
+        self,
+        name: str,
+        pattern: str,
+        to_python: Callable[[str], Any] = str,
+        to_url: Callable[[Any], str] = str,
+    ) -> None:
+        label = f"converter {name!r}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{label}: the name must be a Python identifier, like 'slug'")
+        if not isinstance(pattern, str):
+            raise ValueError(f"{label}: pattern must be a regex string, got {pattern!r}")
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{label}: pattern {pattern!r} is not a valid regex: {exc}") from None
+        for role, function in (("to_python", to_python), ("to_url", to_url)):
+            if not callable(function):
+                raise ValueError(f"{label}: {role} {function!r} is not callable")
+        self.name = name
+        self.pattern = pattern
+        self.regex = regex
+        self.to_python = to_python
+        self.to_url = to_url
+
+    def convert(self, segment: str) -> Any:
+        """The segment's value, or `NO_MATCH` when the segment is not of this type."""
+        if self.regex.fullmatch(segment) is None:
+            return NO_MATCH
+        try:
+            return self.to_python(segment)
+        except ValueError:
+            return NO_MATCH
+
+    def __repr__(self) -> str:
+        return f"Converter({self.name!r}, {self.pattern!r})"
+
+
+NO_MATCH: Any = object()
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # '1e999' is a float literal, but not a usable number
+        raise ValueError(text)
+    return value
+
+
+_HEX = "[0-9a-fA-F]"
+BUILTIN_CONVERTERS: Mapping[str, Converter] = {
+    converter.name: converter
+    for converter in (
+        Converter("int", "-?[0-9]+", int),
+        Converter("float", r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", _finite_float),
+        Converter(
+            "uuid", f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}", uuid.UUID
+        ),
+    )
+}
+
+
+# -- the grammar ----------------------------------------------------------------------------
+
+
+class Segment(NamedTuple):
+    """One segment of a checked pattern."""
+
+    text: str  # as written
+    name: str | None = None  # the parameter's name; None for a static segment
+    converter: str | None = None  # the type of a typed parameter
+    catchall: bool = False
 
 
 def parse_spec(spec: object) -> tuple[str, str]:
@@ -48,36 +141,62 @@ def parse_spec(spec: object) -> tuple[str, str]:
     return verb, path
 
 
-def _check_path(spec: str, path: str) -> None:
+def _check_path(spec: str, path: str) -> tuple[Segment, ...]:
+    """Check the path of `spec` against the grammar; return its segments."""
     if not path.startswith("/"):
         raise ValueError(f"route spec {spec!r}: path {path!r} must start with '/'")
     if any(ch.isspace() for ch in path) or "?" in path or "#" in path:
         raise ValueError(f"route spec {spec!r}: path {path!r} contains whitespace, '?' or '#'")
-    segments = _segments(path)
+    texts = _segments(path)
+    segments = []
     names: set[str] = set()
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == "" and not last:
+    for index, text in enumerate(texts):
+        last = index == len(texts) - 1
+        if text == "" and not last:
             raise ValueError(f"route spec {spec!r}: empty path segment in {path!r}")
-        if segment[:1] in (":", "*"):
-            name = segment[1:]
-            if not name.isidentifier():
-                raise ValueError(
-                    f"route spec {spec!r}: parameter {segment!r} needs a name that is a "
-                    "Python identifier"
-                )
-            if segment[0] == "*" and not last:
-                raise ValueError(
-                    f"route spec {spec!r}: catch-all {segment!r} must be the last segment"
-                )
-            if name in names:
-                raise ValueError(f"route spec {spec!r}: parameter {name!r} appears twice")
-            names.add(name)
-        elif ":" in segment or "*" in segment:
+        segment = _parse_segment(spec, text, last)
+        if segment.name is not None:
+            if segment.name in names:
+                raise ValueError(f"route spec {spec!r}: parameter {segment.name!r} appears twice")
+            names.add(segment.name)
+        segments.append(segment)
+    return tuple(segments)
+
+
+def _parse_segment(spec: str, text: str, last: bool) -> Segment:
+    head = text[:1]
+    if head not in (":", "*"):
+        if ":" in text or "*" in text:
             raise ValueError(
                 f"route spec {spec!r}: ':' and '*' may only start a whole segment, "
-                f"not appear inside {segment!r}"
+                f"not appear inside {text!r}"
             )
+        return Segment(text)
+    name, converter = text[1:], None
+    if name.endswith(">") and "<" in name:
+        name, _, converter = name[:-1].partition("<")
+        if head == "*":
+            raise ValueError(
+                f"route spec {spec!r}: catch-all {text!r} cannot have a type: it is always "
+                "the rest of the path, as text"
+            )
+        if not converter.isidentifier():
+            raise ValueError(
+                f"route spec {spec!r}: parameter {text!r} needs a type name that is a Python "
+                "identifier, like ':id<int>'"
+            )
+    if not name.isidentifier():
+        raise ValueError(
+            f"route spec {spec!r}: parameter {text!r} needs a name that is a Python identifier"
+        )
+    if head == "*" and not last:
+        raise ValueError(f"route spec {spec!r}: catch-all {text!r} must be the last segment")
+    return Segment(text, name, converter, head == "*")
+
+
+def parse_pattern(pattern: str) -> tuple[Segment, ...]:
+    """The segments of a pattern (checking it as the path of a route spec)."""
+    return _check_path(f"{ANY_VERB} {pattern}", pattern)
 
 
 def _segments(path: str) -> list[str]:
@@ -89,13 +208,29 @@ def is_static(path: str) -> bool:
     return not any(segment[:1] in (":", "*") for segment in _segments(path))
 
 
+# -- the router -----------------------------------------------------------------------------
+
+
 class _Node(Generic[T]):
     """One position in the segment tree."""
 
-    __slots__ = ("catchall", "catchall_names", "names", "param", "param_name", "static", "target")
+    __slots__ = (
+        "catchall",
+        "catchall_names",
+        "edges",
+        "names",
+        "param",
+        "param_name",
+        "static",
+        "target",
+    )
 
     def __init__(self) -> None:
         self.static: dict[str, _Node[T]] = {}
+        # Parameter edges in precedence order: typed ones as registered, then the untyped one.
+        self.edges: list[tuple[Converter | None, str, _Node[T]]] = []
+        # PERF: the untyped edge when it is the only parameter edge, so the greedy descent
+        # of `find` takes it with two attribute reads; None otherwise.
         self.param: _Node[T] | None = None
         self.param_name: str | None = None
         self.catchall: T | None = None
@@ -104,25 +239,54 @@ class _Node(Generic[T]):
         self.names: tuple[str, ...] = ()
         self.catchall_names: tuple[str, ...] = ()
 
+    def edge(self, converter: str | None) -> tuple[Converter | None, str, _Node[T]] | None:
+        """The parameter edge of this type (None: the untyped one), if there is one."""
+        for edge in self.edges:
+            if (edge[0].name if edge[0] is not None else None) == converter:
+                return edge
+        return None
+
+    def add_edge(self, converter: Converter | None, name: str) -> _Node[T]:
+        child: _Node[T] = _Node()
+        if converter is None:
+            self.edges.append((None, name, child))
+        else:  # typed edges keep registration order, ahead of the untyped one
+            untyped = len(self.edges) if self.edge(None) is None else len(self.edges) - 1
+            self.edges.insert(untyped, (converter, name, child))
+        only = self.edges[0] if len(self.edges) == 1 else None
+        self.param, self.param_name = (
+            (only[2], only[1]) if only and only[0] is None else (None, None)
+        )
+        return child
+
 
 class Router(Generic[T]):
-    """Maps path patterns to targets; `find(path)` returns ``(target, params)`` or None."""
+    """Maps path patterns to targets; `find(path)` returns ``(target, params)`` or None.
 
-    def __init__(self) -> None:
+    `converters` are the parameter types patterns may name (the built-in ones by default); the
+    router reads the mapping when a pattern is added, so types added to it later are seen.
+    """
+
+    def __init__(self, converters: Mapping[str, Converter] | None = None) -> None:
+        self.converters = BUILTIN_CONVERTERS if converters is None else converters
         # Parameterless patterns, by full path: public so the app's hot path can look up the
         # commonest routes without a call.
         self.static: dict[str, T] = {}
         self._root: _Node[T] = _Node()
 
     def get(self, pattern: str) -> T | None:
-        """The target already registered for exactly this pattern, if any."""
+        """The target registered for this pattern, or for one differing only in names."""
         if is_static(pattern):
             return self.static.get(pattern)
         node = self._root
-        for segment in _segments(pattern):
-            if segment.startswith("*"):
+        for segment in parse_pattern(pattern):
+            if segment.catchall:
                 return node.catchall
-            nxt = node.param if segment.startswith(":") else node.static.get(segment)
+            if segment.name is None:
+                nxt = node.static.get(segment.text)
+            else:
+                edge = node.edge(segment.converter)
+                nxt = edge[2] if edge is not None else None
             if nxt is None:
                 return None
             node = nxt
@@ -138,42 +302,64 @@ class Router(Generic[T]):
             return
         node = self._root
         names: list[str] = []
-        for segment in _segments(pattern):
-            if segment.startswith("*"):
+        for segment in parse_pattern(pattern):
+            if segment.catchall:
                 node.catchall = target
-                node.catchall_names = (*names, segment[1:])
+                node.catchall_names = (*names, segment.text[1:])
                 return
-            if segment.startswith(":"):
-                name = segment[1:]
-                if node.param is None:
-                    node.param, node.param_name = _Node(), name
-                elif node.param_name != name:
-                    raise ValueError(
-                        f"route {label!r}: parameter ':{name}' conflicts with ':{node.param_name}'"
-                        " registered at the same position"
-                    )
-                names.append(name)
-                node = node.param
-            else:
-                node = node.static.setdefault(segment, _Node())
+            if segment.name is None:
+                node = node.static.setdefault(segment.text, _Node())
+                continue
+            node = self._param_edge(node, segment, label)
+            names.append(segment.name)
         node.target = target
         node.names = tuple(names)
 
-    def find(self, path: str) -> tuple[T, dict[str, str]] | None:
-        """Match a decoded request path; parameters come back as a fresh dict."""
+    def check_types(self, pattern: str, label: str) -> None:
+        """Refuse a pattern naming a parameter type the router does not know."""
+        for segment in parse_pattern(pattern):
+            if segment.converter is not None:
+                self._converter(segment, label)
+
+    def _converter(self, segment: Segment, label: str) -> Converter:
+        converter = self.converters.get(segment.converter)  # type: ignore[arg-type]
+        if converter is None:
+            known = ", ".join(sorted(self.converters))
+            raise ValueError(
+                f"route {label!r}: unknown parameter type {segment.converter!r} in "
+                f"{segment.text!r} (known: {known}; add one with server.converter())"
+            )
+        return converter
+
+    def _param_edge(self, node: _Node[T], segment: Segment, label: str) -> _Node[T]:
+        """The child behind `segment`'s parameter edge at `node`, made if new."""
+        edge = node.edge(segment.converter)
+        if edge is None:
+            converter = None if segment.converter is None else self._converter(segment, label)
+            return node.add_edge(converter, segment.name)  # type: ignore[arg-type]
+        if edge[1] != segment.name:
+            raise ValueError(
+                f"route {label!r}: parameter {segment.text!r} conflicts with "
+                f"{_written(edge)!r} registered at the same position"
+            )
+        return edge[2]
+
+    def find(self, path: str) -> tuple[T, dict[str, Any]] | None:
+        """The first match for a decoded request path; parameters come back as a fresh dict."""
         target = self.static.get(path)
         if target is not None:
             return target, {}
         return self.find_dynamic(path)
 
-    def find_dynamic(self, path: str) -> tuple[T, dict[str, str]] | None:
+    def find_dynamic(self, path: str) -> tuple[T, dict[str, Any]] | None:
         """`find` for a path already known not to be a parameterless route."""
         if path[:1] != "/":
             return None
         node = self._root
-        params: dict[str, str] = {}
+        params: dict[str, Any] = {}
         # Greedy descent: the branch a depth-first search tries first. It succeeds for almost
-        # every real request; a dead end or a catch-all falls back to the backtracking walk.
+        # every request to an untyped route; a dead end, a typed parameter or a catch-all
+        # falls back to the full search.
         for segment in path[1:].split("/"):
             child = node.static.get(segment)
             if child is None:
@@ -185,35 +371,37 @@ class Router(Generic[T]):
         else:
             if node.target is not None:
                 return node.target, params
-        segments = _segments(path)
-        values: list[str] = []
-        found = self._walk(self._root, segments, 0, values)
-        if found is None:
-            return None
-        target, names = found
-        return target, dict(zip(names, values, strict=True))
+        return next(self._search(self._root, _segments(path), 0, []), None)
 
-    def _walk(
-        self, node: _Node[T], segments: list[str], index: int, values: list[str]
-    ) -> tuple[T, tuple[str, ...]] | None:
+    def find_all(self, path: str) -> Iterator[tuple[T, dict[str, Any]]]:
+        """Every pattern matching a decoded request path, in precedence order."""
+        target = self.static.get(path)
+        if target is not None:  # a parameterless pattern beats any other matching the path
+            yield target, {}
+        if path[:1] == "/":
+            yield from self._search(self._root, _segments(path), 0, [])
+
+    def _search(
+        self, node: _Node[T], segments: list[str], index: int, values: list[Any]
+    ) -> Iterator[tuple[T, dict[str, Any]]]:
         if index == len(segments):
-            return (node.target, node.names) if node.target is not None else None
+            if node.target is not None:
+                yield node.target, dict(zip(node.names, values, strict=True))
+            return
         segment = segments[index]
         child = node.static.get(segment)
         if child is not None:
-            found = self._walk(child, segments, index + 1, values)
-            if found is not None:
-                return found
-        if node.param is not None and segment:
-            values.append(segment)
-            found = self._walk(node.param, segments, index + 1, values)
-            if found is not None:
-                return found
-            values.pop()
+            yield from self._search(child, segments, index + 1, values)
+        if segment:
+            for converter, _, child in node.edges:
+                value = segment if converter is None else converter.convert(segment)
+                if value is not NO_MATCH:
+                    values.append(value)
+                    yield from self._search(child, segments, index + 1, values)
+                    values.pop()
         if node.catchall is not None:
-            values.append("/".join(segments[index:]))
-            return node.catchall, node.catchall_names
-        return None
+            rest = "/".join(segments[index:])
+            yield node.catchall, dict(zip(node.catchall_names, [*values, rest], strict=True))
 
     def targets(self) -> Iterator[T]:
         """Every registered target (used to compile dispatch tables)."""
@@ -226,5 +414,9 @@ class Router(Generic[T]):
             if node.catchall is not None:
                 yield node.catchall
             stack.extend(node.static.values())
-            if node.param is not None:
-                stack.append(node.param)
+            stack.extend(edge[2] for edge in node.edges)
+
+
+def _written(edge: tuple[Converter | None, str, Any]) -> str:
+    converter, name, _ = edge
+    return f":{name}" if converter is None else f":{name}<{converter.name}>"
