@@ -16,9 +16,19 @@ from typing import Any, TypeVar
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
-from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
+from .chains import (
+    Chain,
+    ChainBuilder,
+    Endpoint,
+    Handler,
+    Middleware,
+    Resource,
+    check_middleware,
+    raise_not_found,
+)
 from .failures import ErrorAnswers
 from .files import static_handler
+from .groups import Group, Registrar
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
@@ -31,21 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 
-def _as_middleware_list(
-    spec: str, middleware: Middleware | Sequence[Middleware] | None
-) -> list[Middleware]:
-    if middleware is None:
-        return []
-    items: object = [middleware] if callable(middleware) else middleware
-    if not isinstance(items, (list, tuple)):
-        raise ValueError(f"route {spec!r}: middleware must be a function or a list of functions")
-    for item in items:
-        if not callable(item):
-            raise ValueError(f"route {spec!r}: middleware {item!r} is not callable")
-    return list(items)
-
-
-class Server:
+class Server(Registrar):
     """A WSGI application with the PyMicroHTTP decorator API.
 
     >>> server = Server()
@@ -54,6 +50,8 @@ class Server:
     ...     return {"message": f"Hello, {request['params']['name']}!"}
 
     Serve it with ``gunicorn app:server``, ``server.start_server(port=8080)`` or any WSGI server.
+    Registration (`register`, `register_handler`, `get`/`post`/`put`/`patch`/`delete`, `group`)
+    is shared with route groups: see ``groups.py``.
     """
 
     def __init__(
@@ -78,6 +76,7 @@ class Server:
         self._ready = False
         self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
+        self._server, self._prefix, self._groups = self, "", ()
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -88,38 +87,28 @@ class Server:
 
     # -- registration -------------------------------------------------------------------
 
-    def register(
-        self, spec: str, middleware: Middleware | Sequence[Middleware] | None = None
-    ) -> Callable[[F], F]:
-        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`."""
-        self._parse(spec)  # fail at the decorator line, before the function is defined
-
-        def decorator(handler: F) -> F:
-            self.register_handler(spec, handler, middleware)
-            return handler
-
-        return decorator
-
-    def register_handler(
+    def _add_route(
         self,
         spec: str,
         handler: Handler,
-        middleware: Middleware | Sequence[Middleware] | None = None,
+        middleware: Middleware | Sequence[Middleware] | None,
+        name: str | None,
+        groups: tuple[Group, ...],
     ) -> None:
-        """Route `spec` to `handler` (the non-decorator form of `register`)."""
-        verb, pattern = self._parse(spec)
+        """Record a route; `spec` is the route as served (group prefixes included)."""
+        verb, pattern = self._check_spec(spec)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
-        chain = _as_middleware_list(spec, middleware)
+        chain = check_middleware(f"route {spec!r}", middleware)
         resource = self._resource(pattern, spec)
         if verb in resource.endpoints:
             raise ValueError(f"route {spec!r} is already registered")
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
-        resource.endpoints[verb] = Endpoint(handler, chain, spec)
+        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name)
         self._ready = False
 
-    def _parse(self, spec: str) -> tuple[str, str]:
+    def _check_spec(self, spec: str) -> tuple[str, str]:
         verb, pattern = parse_spec(spec)
         self._router.check_types(pattern, spec)
         return verb, pattern

@@ -18,18 +18,42 @@ Turning an exception into an answer is ``failures.py``'s business; matching path
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .errors import HTTPError
 from .request import Request
 from .routing import ANY_VERB
 
-__all__ = ["Chain", "ChainBuilder", "Endpoint", "Handler", "Middleware", "Resource", "Scope"]
+__all__ = [
+    "Chain",
+    "ChainBuilder",
+    "Endpoint",
+    "Handler",
+    "Middleware",
+    "Resource",
+    "Scope",
+    "check_middleware",
+]
 
 Handler = Callable[[dict[str, Any]], Any]
 Middleware = Callable[[Handler], Handler]
 ErrorAnswer = Callable[[dict[str, Any], BaseException, str], Any]
+
+
+def check_middleware(
+    owner: str, middleware: Middleware | Sequence[Middleware] | None
+) -> list[Middleware]:
+    """The middleware given to a route or group, as a list; ValueError names `owner`."""
+    if middleware is None:
+        return []
+    items: object = [middleware] if callable(middleware) else middleware
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"{owner}: middleware must be a function or a list of functions")
+    for item in items:
+        if not callable(item):
+            raise ValueError(f"{owner}: middleware {item!r} is not callable")
+    return list(items)
 
 
 class Scope(Protocol):
