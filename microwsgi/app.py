@@ -33,6 +33,7 @@ from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
 from .server import BindError, serve
+from .urls import RouteNames
 
 __all__ = ["Handler", "Middleware", "Server"]
 
@@ -71,6 +72,7 @@ class Server(Registrar):
         self._errors = ErrorAnswers(self.renderer, debug)
         self._converters = dict(BUILTIN_CONVERTERS)
         self._router: Router[Resource] = Router(self._converters)
+        self._names = RouteNames(self._converters)
         self._before_all: list[Middleware] = []
         self._lock = threading.Lock()
         self._ready = False
@@ -92,20 +94,28 @@ class Server(Registrar):
         spec: str,
         handler: Handler,
         middleware: Middleware | Sequence[Middleware] | None,
-        name: str | None,
-        groups: tuple[Group, ...],
+        groups: tuple[Group, ...] = (),
+        name: str | None = None,
+        default_name: object = None,
     ) -> None:
-        """Record a route; `spec` is the route as served (group prefixes included)."""
+        """Record a route; `spec` is the route as served (group prefixes included), `name`
+        the one given with ``name=``, `default_name` the one it has otherwise."""
         verb, pattern = self._check_spec(spec)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
         chain = check_middleware(f"route {spec!r}", middleware)
+        self._names.check(name, spec, pattern)
         resource = self._resource(pattern, spec)
         if verb in resource.endpoints:
             raise ValueError(f"route {spec!r} is already registered")
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
+        if name is None and isinstance(default_name, str):
+            name, given = default_name, False
+        else:
+            given = name is not None
         resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name)
+        self._names.add(name, given, spec, pattern)
         self._ready = False
 
     def _check_spec(self, spec: str) -> tuple[str, str]:
@@ -215,11 +225,29 @@ class Server(Registrar):
         prefix: str,
         directory: str,
         middleware: Middleware | Sequence[Middleware] | None = None,
+        *,
+        name: str | None = None,
         **options: Any,
     ) -> None:
-        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out)."""
+        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out).
+
+        The route is named ``'static'`` unless given another `name`:
+        ``url_for('static', path='css/site.css')``.
+        """
         handler = static_handler(directory, **options)
-        self.register_handler(f"GET {prefix.rstrip('/')}/*path", handler, middleware)
+        spec = f"GET {prefix.rstrip('/')}/*path"
+        self._add_route(spec, handler, middleware, name=name, default_name="static")
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The app-relative URL of the route called `name`, e.g. ``'/notes/7?full=1'``.
+
+        Parameters are converted with their type's ``to_url`` and percent-encoded; the other
+        keyword arguments make the query string, in the order given (``None`` values left out,
+        lists repeated). A name no route has, an ambiguous name or a missing parameter is a
+        `LookupError`; a value the route would not match (``'/'`` in a segment, ``'x'`` for an
+        ``<int>``) is a `ValueError`. ``request['url_for']`` adds the app's mount point.
+        """
+        return self._names.url_for(name, params)
 
     # -- compilation --------------------------------------------------------------------
 

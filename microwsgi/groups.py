@@ -107,7 +107,8 @@ class Registrar:
     ) -> None:
         """Route `spec` to `handler` (the non-decorator form of `register`)."""
         served = self._served_spec(spec)
-        self._server._add_route(served, handler, middleware, name, self._groups)
+        default_name = getattr(handler, "__name__", None)
+        self._server._add_route(served, handler, middleware, self._groups, name, default_name)
 
     def group(self, prefix: str, middleware: MiddlewareArg = None) -> Group:
         """Routes under ``prefix``, behind ``middleware``: see `Group`."""
