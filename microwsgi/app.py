@@ -29,6 +29,7 @@ from .chains import (
 from .failures import ErrorAnswers
 from .files import static_handler
 from .groups import Group, Registrar
+from .listing import describe_routes, qualified_name
 from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
 from .response import Delegate, Renderer, StartResponse, WSGIResponse
 from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
@@ -73,6 +74,7 @@ class Server(Registrar):
         self._converters = dict(BUILTIN_CONVERTERS)
         self._router: Router[Resource] = Router(self._converters)
         self._names = RouteNames(self._converters)
+        self._mounts: list[tuple[str, WSGIResponse]] = []
         self._before_all: list[Middleware] = []
         self._lock = threading.Lock()
         self._ready = False
@@ -97,6 +99,7 @@ class Server(Registrar):
         groups: tuple[Group, ...] = (),
         name: str | None = None,
         default_name: object = None,
+        description: str | None = None,
     ) -> None:
         """Record a route; `spec` is the route as served (group prefixes included), `name`
         the one given with ``name=``, `default_name` the one it has otherwise."""
@@ -114,7 +117,7 @@ class Server(Registrar):
             name, given = default_name, False
         else:
             given = name is not None
-        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name)
+        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name, description)
         self._names.add(name, given, spec, pattern)
         self._ready = False
 
@@ -218,6 +221,7 @@ class Server(Registrar):
             if resource.endpoints or resource.mounted is not None:
                 raise ValueError(f"mount {prefix!r}: {pattern!r} already has routes")
             resource.mounted = route
+        self._mounts.append((prefix, app))
         self._ready = False
 
     def static(
@@ -236,7 +240,14 @@ class Server(Registrar):
         """
         handler = static_handler(directory, **options)
         spec = f"GET {prefix.rstrip('/')}/*path"
-        self._add_route(spec, handler, middleware, name=name, default_name="static")
+        described = f"{qualified_name(static_handler)}({directory!r})"
+        self._add_route(spec, handler, middleware, (), name, "static", described)
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Every route, mounted app and static folder, sorted by path, as dicts with the keys
+        ``verbs``, ``path``, ``name``, ``handler`` (``module.qualname``) and ``middleware``
+        (the ``__name__`` of each middleware it runs behind, outermost first)."""
+        return describe_routes(self._router.targets(), self._before_all, self._mounts)
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The app-relative URL of the route called `name`, e.g. ``'/notes/7?full=1'``.

@@ -65,7 +65,7 @@ class Scope(Protocol):
 class Endpoint:
     """One registered verb at one pattern, as the user declared it."""
 
-    __slots__ = ("groups", "handler", "label", "middleware", "name", "spec", "verb")
+    __slots__ = ("description", "groups", "handler", "label", "middleware", "name", "spec", "verb")
 
     def __init__(
         self,
@@ -74,6 +74,7 @@ class Endpoint:
         spec: str,
         groups: tuple[Scope, ...] = (),
         name: str | None = None,
+        description: str | None = None,
     ) -> None:
         self.handler = handler
         self.middleware = middleware  # the route's own
@@ -81,6 +82,7 @@ class Endpoint:
         self.verb = spec.partition(" ")[0]
         self.groups = groups  # the enclosing groups, outermost first
         self.name = name
+        self.description = description  # what route listings call the handler, if not its name
         self.label = f"{getattr(handler, '__qualname__', repr(handler))} ({spec})"
 
     def stack(self, shared: int = 0) -> list[Middleware]:

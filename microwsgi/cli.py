@@ -2,6 +2,7 @@
 
     microwsgi run app:server --port 8000 --reload
     python -m microwsgi run examples.todos:server
+    microwsgi routes app:server [--json]          # what a Server has registered
 
 This module owns argument parsing, importing `module:attr` (from the working directory, as
 `python -m` would) and turning the failures a user can cause (a module that does not import,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import socket
 import sys
@@ -79,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="SECONDS")
     run.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="SECONDS")
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    routes = commands.add_parser("routes", help="list the routes of a microwsgi Server")
+    routes.add_argument("target", metavar="module:attr", help="the Server, e.g. app:server")
+    routes.add_argument("--json", action="store_true", help="print a JSON list, not a table")
     return parser
 
 
@@ -100,10 +105,28 @@ def main(argv: list[str] | None = None) -> int:
         except PackageNotFoundError:
             print(f"{PROG} (not installed)")
         return 0
+    if args.command == "routes":
+        return _routes(args)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
     return _run(args, args_list)
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from .app import Server
+    from .listing import format_routes
+
+    try:
+        app = load_app(args.target)
+    except ImportTargetError as exc:
+        return _error(str(exc))
+    if not isinstance(app, Server):
+        kind = type(app).__name__
+        return _error(f"{args.target} is a {kind}, not a microwsgi Server: no routes to list")
+    routes = app.routes()
+    sys.stdout.write(json.dumps(routes, indent=2) + "\n" if args.json else format_routes(routes))
+    return 0
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
