@@ -246,6 +246,16 @@ class _Node(Generic[T]):
                 return edge
         return None
 
+    def take(self, segment: str, params: dict[str, Any]) -> _Node[T] | None:
+        """The child behind the first parameter edge that takes `segment`, its value put in
+        `params`; None if no edge takes it."""
+        for converter, name, child in self.edges:
+            value = segment if converter is None else converter.convert(segment)
+            if value is not NO_MATCH:
+                params[name] = value
+                return child
+        return None
+
     def add_edge(self, converter: Converter | None, name: str) -> _Node[T]:
         child: _Node[T] = _Node()
         if converter is None:
@@ -357,16 +367,21 @@ class Router(Generic[T]):
             return None
         node = self._root
         params: dict[str, Any] = {}
-        # Greedy descent: the branch a depth-first search tries first. It succeeds for almost
-        # every request to an untyped route; a dead end, a typed parameter or a catch-all
-        # falls back to the full search.
+        # Greedy descent: the branch a depth-first search tries first (at each segment the
+        # first edge that takes it). It succeeds for almost every request; a dead end or a
+        # catch-all falls back to the full search.
         for segment in path[1:].split("/"):
             child = node.static.get(segment)
             if child is None:
                 child = node.param
                 if child is None or not segment:
-                    break
-                params[node.param_name] = segment  # type: ignore[index]
+                    # PERF: typed edges are looked at only where there are some, so the
+                    # untyped descent above stays two attribute reads per segment.
+                    child = node.take(segment, params) if segment and node.edges else None
+                    if child is None:
+                        break
+                else:
+                    params[node.param_name] = segment  # type: ignore[index]
             node = child
         else:
             if node.target is not None:
