@@ -103,11 +103,10 @@ class Server(Registrar):
     ) -> None:
         """Record a route; `spec` is the route as served (group prefixes included), `name`
         the one given with ``name=``, `default_name` the one it has otherwise."""
-        verb, pattern = self._check_spec(spec)
+        verb, pattern = self._check_spec(spec, name)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
         chain = check_middleware(f"route {spec!r}", middleware)
-        self._names.check(name, spec, pattern)
         resource = self._resource(pattern, spec)
         if verb in resource.endpoints:
             raise ValueError(f"route {spec!r} is already registered")
@@ -121,9 +120,11 @@ class Server(Registrar):
         self._names.add(name, given, spec, pattern)
         self._ready = False
 
-    def _check_spec(self, spec: str) -> tuple[str, str]:
+    def _check_spec(self, spec: str, name: str | None = None) -> tuple[str, str]:
+        """Check a route as served and the name it is given; return its verb and pattern."""
         verb, pattern = parse_spec(spec)
         self._router.check_types(pattern, spec)
+        self._names.check(name, spec, pattern)
         return verb, pattern
 
     def _resource(self, pattern: str, spec: str) -> Resource:

@@ -89,7 +89,7 @@ class Registrar:
 
         `name` is the route's name for `url_for` (by default the function's ``__name__``).
         """
-        self._server._check_spec(self._served_spec(spec))  # fail at the decorator line
+        self._server._check_spec(self._served_spec(spec), name)  # fail at the decorator line
 
         def decorator(handler: F) -> F:
             self.register_handler(spec, handler, middleware, name=name)

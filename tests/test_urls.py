@@ -249,10 +249,12 @@ def test_one_handler_on_several_verbs_of_one_path_is_one_name(server: Server) ->
 def test_a_name_given_to_another_pattern_is_refused_naming_both(server: Server) -> None:
     server.get("/a", name="thing")(echo)
     with pytest.raises(ValueError) as info:
-        server.post("/b", name="thing")(echo)
+        server.post("/b", name="thing")  # at the decorator line
     message = str(info.value)
     assert "'POST /b'" in message and "'GET /a'" in message and "'thing'" in message
-    # Nothing was registered by the refused call.
+    with pytest.raises(ValueError, match="already given to 'GET /a'"):
+        server.register_handler("POST /b", echo, name="thing")
+    # Nothing was registered by the refused calls.
     webtest.TestApp(server).post("/b", status=404)
 
 
