@@ -30,6 +30,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["ANY_VERB", "VERBS", "Router", "parse_spec"]
@@ -43,6 +44,7 @@ T = TypeVar("T")
 # -- parameter types ------------------------------------------------------------------------
 
 
+@dataclass(eq=False)
 class Converter:
     """A parameter type: the regex a whole segment must match, and conversions both ways.
 
@@ -51,32 +53,27 @@ class Converter:
     a value back into segment text for URL building.
     """
 
-    __slots__ = ("name", "pattern", "regex", "to_python", "to_url")
+    name: str
+    pattern: str
+    to_python: Callable[[str], Any] = str
+    to_url: Callable[[Any], str] = str
+    regex: re.Pattern[str] = field(init=False, repr=False)
 
-    def __init__(
-        self,
-        name: str,
-        pattern: str,
-        to_python: Callable[[str], Any] = str,
-        to_url: Callable[[Any], str] = str,
-    ) -> None:
-        label = f"converter {name!r}"
-        if not isinstance(name, str) or not name.isidentifier():
+    def __post_init__(self) -> None:
+        label = f"converter {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"{label}: the name must be a Python identifier, like 'slug'")
-        if not isinstance(pattern, str):
-            raise ValueError(f"{label}: pattern must be a regex string, got {pattern!r}")
+        if not isinstance(self.pattern, str):
+            raise ValueError(f"{label}: pattern must be a regex string, got {self.pattern!r}")
         try:
-            regex = re.compile(pattern)
+            self.regex = re.compile(self.pattern)
         except re.error as exc:
-            raise ValueError(f"{label}: pattern {pattern!r} is not a valid regex: {exc}") from None
-        for role, function in (("to_python", to_python), ("to_url", to_url)):
+            raise ValueError(
+                f"{label}: pattern {self.pattern!r} is not a valid regex: {exc}"
+            ) from None
+        for role, function in (("to_python", self.to_python), ("to_url", self.to_url)):
             if not callable(function):
                 raise ValueError(f"{label}: {role} {function!r} is not callable")
-        self.name = name
-        self.pattern = pattern
-        self.regex = regex
-        self.to_python = to_python
-        self.to_url = to_url
 
     def convert(self, segment: str) -> Any:
         """The segment's value, or `NO_MATCH` when the segment is not of this type."""
@@ -86,9 +83,6 @@ class Converter:
             return self.to_python(segment)
         except ValueError:
             return NO_MATCH
-
-    def __repr__(self) -> str:
-        return f"Converter({self.name!r}, {self.pattern!r})"
 
 
 NO_MATCH: Any = object()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_cli import finished
 
 from microwsgi import Server
 from microwsgi.middleware import cors, request_id
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def handler(request: dict[str, Any]) -> str:
@@ -152,16 +149,7 @@ APP = textwrap.dedent(
 
 def routes_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "listed.py").write_text(APP)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "microwsgi", "routes", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return finished("routes", *args, cwd=tmp_path)
 
 
 def test_command_prints_one_line_per_route(tmp_path: Path) -> None:
