@@ -205,6 +205,20 @@ def is_static(path: str) -> bool:
 # -- the router -----------------------------------------------------------------------------
 
 
+class _Edge(NamedTuple):
+    """A parameter edge: the type a segment must have (None: any), the name, where it leads."""
+
+    converter: Converter | None
+    name: str
+    node: _Node[Any]
+
+    @property
+    def written(self) -> str:
+        """The parameter as a pattern spells it."""
+        kind = self.converter
+        return f":{self.name}" if kind is None else f":{self.name}<{kind.name}>"
+
+
 class _Node(Generic[T]):
     """One position in the segment tree."""
 
@@ -222,7 +236,7 @@ class _Node(Generic[T]):
     def __init__(self) -> None:
         self.static: dict[str, _Node[T]] = {}
         # Parameter edges in precedence order: typed ones as registered, then the untyped one.
-        self.edges: list[tuple[Converter | None, str, _Node[T]]] = []
+        self.edges: list[_Edge] = []
         # PERF: the untyped edge when it is the only parameter edge, so the greedy descent
         # of `find` takes it with two attribute reads; None otherwise.
         self.param: _Node[T] | None = None
@@ -233,14 +247,14 @@ class _Node(Generic[T]):
         self.names: tuple[str, ...] = ()
         self.catchall_names: tuple[str, ...] = ()
 
-    def edge(self, converter: str | None) -> tuple[Converter | None, str, _Node[T]] | None:
+    def edge(self, converter: str | None) -> _Edge | None:
         """The parameter edge of this type (None: the untyped one), if there is one."""
         for edge in self.edges:
-            if (edge[0].name if edge[0] is not None else None) == converter:
+            if (edge.converter.name if edge.converter else None) == converter:
                 return edge
         return None
 
-    def take(self, segment: str, params: dict[str, Any]) -> _Node[T] | None:
+    def take(self, segment: str, params: dict[str, Any]) -> _Node[Any] | None:
         """The child behind the first parameter edge that takes `segment`, its value put in
         `params`; None if no edge takes it."""
         for converter, name, child in self.edges:
@@ -253,14 +267,15 @@ class _Node(Generic[T]):
     def add_edge(self, converter: Converter | None, name: str) -> _Node[T]:
         child: _Node[T] = _Node()
         if converter is None:
-            self.edges.append((None, name, child))
+            self.edges.append(_Edge(None, name, child))
         else:  # typed edges keep registration order, ahead of the untyped one
             untyped = len(self.edges) if self.edge(None) is None else len(self.edges) - 1
-            self.edges.insert(untyped, (converter, name, child))
+            self.edges.insert(untyped, _Edge(converter, name, child))
         only = self.edges[0] if len(self.edges) == 1 else None
-        self.param, self.param_name = (
-            (only[2], only[1]) if only and only[0] is None else (None, None)
-        )
+        if only is not None and only.converter is None:
+            self.param, self.param_name = only.node, only.name
+        else:
+            self.param, self.param_name = None, None
         return child
 
 
@@ -290,7 +305,7 @@ class Router(Generic[T]):
                 nxt = node.static.get(segment.text)
             else:
                 edge = node.edge(segment.converter)
-                nxt = edge[2] if edge is not None else None
+                nxt = edge.node if edge is not None else None
             if nxt is None:
                 return None
             node = nxt
@@ -341,12 +356,12 @@ class Router(Generic[T]):
         if edge is None:
             converter = None if segment.converter is None else self._converter(segment, label)
             return node.add_edge(converter, segment.name)  # type: ignore[arg-type]
-        if edge[1] != segment.name:
+        if edge.name != segment.name:
             raise ValueError(
                 f"route {label!r}: parameter {segment.text!r} conflicts with "
-                f"{_written(edge)!r} registered at the same position"
+                f"{edge.written!r} registered at the same position"
             )
-        return edge[2]
+        return edge.node
 
     def find(self, path: str) -> tuple[T, dict[str, Any]] | None:
         """The first match for a decoded request path; parameters come back as a fresh dict."""
@@ -423,9 +438,4 @@ class Router(Generic[T]):
             if node.catchall is not None:
                 yield node.catchall
             stack.extend(node.static.values())
-            stack.extend(edge[2] for edge in node.edges)
-
-
-def _written(edge: tuple[Converter | None, str, Any]) -> str:
-    converter, name, _ = edge
-    return f":{name}" if converter is None else f":{name}<{converter.name}>"
+            stack.extend(edge.node for edge in node.edges)
