@@ -87,6 +87,8 @@ class Endpoint:
 
     def stack(self, shared: int = 0) -> list[Middleware]:
         """The middleware between before-all and the handler, past the first `shared` groups."""
+        if len(self.groups) <= shared:
+            return self.middleware
         return [
             *(mw for group in self.groups[shared:] for mw in group.middleware),
             *self.middleware,

@@ -31,6 +31,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Generic, NamedTuple, TypeVar
 
 __all__ = ["ANY_VERB", "VERBS", "Router", "parse_spec"]
@@ -131,39 +132,47 @@ def parse_spec(spec: object) -> tuple[str, str]:
     if verb != ANY_VERB and verb not in VERBS:
         known = ", ".join(sorted(VERBS))
         raise ValueError(f"route spec {spec!r}: unknown verb {verb!r} (use * or one of {known})")
-    _check_path(spec, path)
+    try:
+        parse_pattern(path)
+    except ValueError as exc:
+        raise ValueError(f"route spec {spec!r}: {exc}") from None
     return verb, path
 
 
-def _check_path(spec: str, path: str) -> tuple[Segment, ...]:
-    """Check the path of `spec` against the grammar; return its segments."""
+_SPACE_OR_QUERY = re.compile(r"[\s?#]")
+
+
+# PERF: registering a route reads its pattern several times (the spec check, the router, the
+# types), one right after the other: a small cache parses each pattern once.
+@lru_cache(maxsize=64)
+def parse_pattern(path: str) -> tuple[Segment, ...]:
+    """The segments of a route's path; ValueError says what breaks the grammar."""
     if not path.startswith("/"):
-        raise ValueError(f"route spec {spec!r}: path {path!r} must start with '/'")
-    if any(ch.isspace() for ch in path) or "?" in path or "#" in path:
-        raise ValueError(f"route spec {spec!r}: path {path!r} contains whitespace, '?' or '#'")
+        raise ValueError(f"path {path!r} must start with '/'")
+    if _SPACE_OR_QUERY.search(path):
+        raise ValueError(f"path {path!r} contains whitespace, '?' or '#'")
     texts = _segments(path)
     segments = []
     names: set[str] = set()
     for index, text in enumerate(texts):
         last = index == len(texts) - 1
         if text == "" and not last:
-            raise ValueError(f"route spec {spec!r}: empty path segment in {path!r}")
-        segment = _parse_segment(spec, text, last)
+            raise ValueError(f"empty path segment in {path!r}")
+        segment = _parse_segment(text, last)
         if segment.name is not None:
             if segment.name in names:
-                raise ValueError(f"route spec {spec!r}: parameter {segment.name!r} appears twice")
+                raise ValueError(f"parameter {segment.name!r} appears twice")
             names.add(segment.name)
         segments.append(segment)
     return tuple(segments)
 
 
-def _parse_segment(spec: str, text: str, last: bool) -> Segment:
+def _parse_segment(text: str, last: bool) -> Segment:
     head = text[:1]
     if head not in (":", "*"):
         if ":" in text or "*" in text:
             raise ValueError(
-                f"route spec {spec!r}: ':' and '*' may only start a whole segment, "
-                f"not appear inside {text!r}"
+                f"':' and '*' may only start a whole segment, not appear inside {text!r}"
             )
         return Segment(text)
     name, converter = text[1:], None
@@ -171,35 +180,25 @@ def _parse_segment(spec: str, text: str, last: bool) -> Segment:
         name, _, converter = name[:-1].partition("<")
         if head == "*":
             raise ValueError(
-                f"route spec {spec!r}: catch-all {text!r} cannot have a type: it is always "
-                "the rest of the path, as text"
+                f"catch-all {text!r} cannot have a type: it is always the rest of the path, as text"
             )
         if not converter.isidentifier():
             raise ValueError(
-                f"route spec {spec!r}: parameter {text!r} needs a type name that is a Python "
-                "identifier, like ':id<int>'"
+                f"parameter {text!r} needs a type name that is a Python identifier, like ':id<int>'"
             )
     if not name.isidentifier():
-        raise ValueError(
-            f"route spec {spec!r}: parameter {text!r} needs a name that is a Python identifier"
-        )
+        raise ValueError(f"parameter {text!r} needs a name that is a Python identifier")
     if head == "*" and not last:
-        raise ValueError(f"route spec {spec!r}: catch-all {text!r} must be the last segment")
+        raise ValueError(f"catch-all {text!r} must be the last segment")
     return Segment(text, name, converter, head == "*")
-
-
-def parse_pattern(pattern: str) -> tuple[Segment, ...]:
-    """The segments of a pattern (checking it as the path of a route spec)."""
-    return _check_path(f"{ANY_VERB} {pattern}", pattern)
 
 
 def _segments(path: str) -> list[str]:
     return path[1:].split("/")
 
 
-def is_static(path: str) -> bool:
-    """True when the (already checked) pattern has no parameters."""
-    return not any(segment[:1] in (":", "*") for segment in _segments(path))
+def _is_static(segments: tuple[Segment, ...]) -> bool:
+    return all(segment.name is None for segment in segments)
 
 
 # -- the router -----------------------------------------------------------------------------
@@ -295,10 +294,11 @@ class Router(Generic[T]):
 
     def get(self, pattern: str) -> T | None:
         """The target registered for this pattern, or for one differing only in names."""
-        if is_static(pattern):
+        segments = parse_pattern(pattern)
+        if _is_static(segments):
             return self.static.get(pattern)
         node = self._root
-        for segment in parse_pattern(pattern):
+        for segment in segments:
             if segment.catchall:
                 return node.catchall
             if segment.name is None:
@@ -316,12 +316,13 @@ class Router(Generic[T]):
         label = spec or pattern
         if self.get(pattern) is not None:
             raise ValueError(f"route {label!r}: pattern {pattern!r} is already registered")
-        if is_static(pattern):
+        segments = parse_pattern(pattern)
+        if _is_static(segments):
             self.static[pattern] = target
             return
         node = self._root
         names: list[str] = []
-        for segment in parse_pattern(pattern):
+        for segment in segments:
             if segment.catchall:
                 node.catchall = target
                 node.catchall_names = (*names, segment.text[1:])

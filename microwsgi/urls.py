@@ -28,7 +28,6 @@ __all__ = ["RouteNames", "script_url_for"]
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
 
 UrlFor = Callable[..., str]
-Named = tuple[str, "_Template"]  # the spec of the route a name was given to, its template
 
 
 class _Template:
@@ -87,10 +86,11 @@ class RouteNames:
 
     def __init__(self, converters: Mapping[str, Converter]) -> None:
         self._converters = converters
-        # A name leads to the spec of the route that has it, and its pattern's template.
-        self._given: dict[str, Named] = {}  # names given with name=
-        self._default: dict[str, dict[str, Named]] = {}  # handler names, by pattern
-        self._templates: dict[str, _Template] = {}  # by pattern
+        # A name leads to the spec of the route that has it, and to its pattern.
+        self._given: dict[str, tuple[str, str]] = {}  # names given with name=
+        self._default: dict[str, dict[str, str]] = {}  # handler names: pattern -> spec
+        # PERF: made on the first url_for of a pattern, so registering stays one parse.
+        self._templates: dict[str, _Template] = {}
 
     def check(self, name: str | None, spec: str, pattern: str) -> None:
         """Refuse a ``name=`` that is not text, or that another pattern was already given."""
@@ -99,7 +99,7 @@ class RouteNames:
         if not isinstance(name, str) or not name:
             raise ValueError(f"route {spec!r}: name must be a non-empty string, got {name!r}")
         taken = self._given.get(name)
-        if taken is not None and self._templates.get(pattern) is not taken[1]:
+        if taken is not None and taken[1] != pattern:
             raise ValueError(
                 f"route {spec!r}: name {name!r} is already given to {taken[0]!r}; "
                 "choose another name"
@@ -107,25 +107,25 @@ class RouteNames:
 
     def add(self, name: str | None, given: bool, spec: str, pattern: str) -> None:
         """Record that the route `spec` (at `pattern`) is called `name` (checked by `check`)."""
-        template = self._templates.get(pattern)
-        if template is None:
-            template = self._templates[pattern] = _Template(pattern, self._converters)
         if name is None:
             return
         if given:
-            self._given.setdefault(name, (spec, template))
+            self._given.setdefault(name, (spec, pattern))
         else:
-            self._default.setdefault(name, {}).setdefault(pattern, (spec, template))
+            self._default.setdefault(name, {}).setdefault(pattern, spec)
 
     def url_for(self, name: str, params: Mapping[str, Any]) -> str:
         """The app-relative URL of the route called `name`; extra `params` make the query."""
-        spec, template = self._given.get(name) or self._default_route(name)
+        spec, pattern = self._given.get(name) or self._default_route(name)
+        template = self._templates.get(pattern)
+        if template is None:
+            template = self._templates[pattern] = _Template(pattern, self._converters)
         unused = dict(params)
         path = template.build(name, spec, unused)
         query = [(key, value) for key, value in unused.items() if value is not None]
         return f"{path}?{urlencode(query, doseq=True)}" if query else path
 
-    def _default_route(self, name: str) -> Named:
+    def _default_route(self, name: str) -> tuple[str, str]:
         by_pattern = self._default.get(name)
         if not by_pattern:
             known = [*self._given, *self._default]
@@ -133,12 +133,13 @@ class RouteNames:
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise LookupError(f"url_for: no route is named {name!r}{hint}")
         if len(by_pattern) > 1:
-            specs = " and ".join(repr(spec) for spec, _ in by_pattern.values())
+            specs = " and ".join(repr(spec) for spec in by_pattern.values())
             raise LookupError(
                 f"url_for: the route name {name!r} is ambiguous: it names {specs}; give the "
                 "one to build its own name with name=..."
             )
-        return next(iter(by_pattern.values()))
+        ((pattern, spec),) = by_pattern.items()
+        return spec, pattern
 
 
 def script_url_for(url_for: UrlFor, script_name: str) -> UrlFor:
