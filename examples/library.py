@@ -21,7 +21,7 @@ Try it:
     curl localhost:8080/api/v1/books/1            # by id (an int)
     curl localhost:8080/api/v1/books/dune         # by slug
     curl -X POST localhost:8080/api/v1/books -H 'Authorization: Bearer editor-token' \\
-         -d '{"title": "The Left Hand of Darkness"}'
+         -H 'Content-Type: application/json' -d '{"title": "The Left Hand of Darkness"}'
     curl localhost:8080/admin/stats -H 'Authorization: Bearer editor-token'
 """
 

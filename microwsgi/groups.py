@@ -22,7 +22,7 @@ from .routing import parse_spec
 if TYPE_CHECKING:
     from .app import Server
 
-__all__ = ["Group", "Registrar"]
+__all__ = ["Group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 MiddlewareArg = Middleware | Sequence[Middleware] | None

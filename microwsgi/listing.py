@@ -15,7 +15,7 @@ from typing import Any
 
 from .chains import Middleware, Resource
 
-__all__ = ["describe_routes", "format_routes", "qualified_name"]
+__all__: list[str] = []
 
 _VERB_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*")
 _COLUMNS = ("verbs", "path", "name", "handler", "middleware")

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 from .routing import Converter, parse_pattern
 
-__all__ = ["RouteNames", "script_url_for"]
+__all__: list[str] = []
 
 # RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@"
 _SEGMENT_SAFE = "!$&'()*+,;=:@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -34,6 +35,8 @@ class Endpoint:
 
 
 def test_routes_lists_every_route_sorted_by_path(server: Server, tmp_path: Path) -> None:
+    # A static folder's handler is its factory, wherever it lives, and the folder.
+    static = re.compile(rf"microwsgi\.\w+\.static_handler\({re.escape(repr(str(tmp_path)))}\)")
     server.before_all(tagged("timing"))
     api = server.group("/api", tagged("auth"))
     v1 = api.group("/v1", [tagged("v1"), cors()])
@@ -46,7 +49,10 @@ def test_routes_lists_every_route_sorted_by_path(server: Server, tmp_path: Path)
     server.register_handler("GET /p", functools.partial(handler))
     server.static("/static", str(tmp_path))
     server.mount("/legacy", Server())
-    assert server.routes() == [
+    routes = server.routes()
+    assert static.fullmatch(routes[-1]["handler"])
+    routes[-1]["handler"] = "static handler"
+    assert routes == [
         {
             "verbs": ["*"],
             "path": "/any",
@@ -93,7 +99,7 @@ def test_routes_lists_every_route_sorted_by_path(server: Server, tmp_path: Path)
             "verbs": ["GET"],
             "path": "/static/*path",
             "name": "static",
-            "handler": f"microwsgi.files.static_handler({str(tmp_path)!r})",
+            "handler": "static handler",
             "middleware": ["timing"],
         },
     ]
