@@ -10,11 +10,13 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
+from .groups import Group
 from .middleware import cors, request_id, request_logger
 from .response import make_response, redirect
 from .server import serve
 
 __all__ = [
+    "Group",
     "HTTPError",
     "Server",
     "abort",

@@ -18,14 +18,26 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
 from ._address import check_address
-from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
-from .checks import UnappliedRoutes, check_factory, middleware_list
+from .chains import (
+    Chain,
+    ChainBuilder,
+    Endpoint,
+    Handler,
+    Middleware,
+    Resource,
+    check_middleware,
+    raise_not_found,
+)
+from .checks import UnappliedRoutes, check_factory
 from .failures import ErrorAnswers
+from .groups import Group, Registrar
+from .listing import describe_routes, qualified_name
 from .request import Request, body_too_large, close_uploads, decode_path
 from .response import APP_KEY, Delegate, Renderer, StartResponse, WSGIResponse
-from .routing import Router, parse_spec
+from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
 from .server import BindError, serve
 from .static import static_handler
+from .urls import RouteNames
 
 __all__ = ["Server"]
 
@@ -34,7 +46,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 
-class Server:
+class Server(Registrar):
     """A WSGI application with the PyMicroHTTP decorator API.
 
     >>> server = Server()
@@ -43,6 +55,8 @@ class Server:
     ...     return {"message": f"Hello, {request['params']['name']}!"}
 
     Serve it with ``gunicorn app:server``, ``server.start_server(port=8080)`` or any WSGI server.
+    Registration (`register`, `register_handler`, `get`/`post`/`put`/`patch`/`delete`, `group`)
+    is shared with route groups: see ``groups.py``.
     """
 
     def __init__(
@@ -60,12 +74,17 @@ class Server:
         self.max_form_parts = max_form_parts
         self.renderer = Renderer(json_dumps)
         self._errors = ErrorAnswers(self.renderer, debug)
-        self._router: Router[Resource] = Router()
+        self._converters = dict(BUILTIN_CONVERTERS)
+        self._router: Router[Resource] = Router(self._converters)
+        self._names = RouteNames(self._converters)
+        self._mounts: list[tuple[str, WSGIResponse]] = []
         self._before_all: list[Middleware] = []
         self._unapplied = UnappliedRoutes()
         self._lock = threading.Lock()
         self._ready = False
+        self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
+        self._server, self._prefix, self._groups = self, "", ()
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -76,40 +95,20 @@ class Server:
 
     # -- registration -------------------------------------------------------------------
 
-    def register(
-        self, spec: str, middleware: Middleware | Sequence[Middleware] | None = None
-    ) -> Callable[[F], F]:
-        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`.
-
-        The spec and the middleware are checked here, at the decorator line (middleware
-        factories are called once to see that they return a handler).
-        """
-        verb, pattern = parse_spec(spec)
-        chain = middleware_list(f"route {spec!r}", middleware)
-        token = self._unapplied.add(spec)
-        self._ready = False  # the first request then warns if the decorator is never applied
-
-        def decorator(handler: F) -> F:
-            self._unapplied.applied(token)
-            self._add_route(spec, verb, pattern, handler, chain)
-            return handler
-
-        return decorator
-
-    def register_handler(
+    def _add_route(
         self,
         spec: str,
         handler: Handler,
-        middleware: Middleware | Sequence[Middleware] | None = None,
+        chain: list[Middleware],
+        groups: tuple[Group, ...] = (),
+        name: str | None = None,
+        default_name: object = None,
+        description: str | None = None,
     ) -> None:
-        """Route `spec` to `handler` (the non-decorator form of `register`)."""
-        verb, pattern = parse_spec(spec)
-        chain = middleware_list(f"route {spec!r}", middleware)
-        self._add_route(spec, verb, pattern, handler, chain)
-
-    def _add_route(
-        self, spec: str, verb: str, pattern: str, handler: Handler, chain: list[Middleware]
-    ) -> None:
+        """Record a route; `spec` is the route as served (group prefixes included), `chain`
+        its checked middleware (``check_middleware``), `name` the one given with ``name=``,
+        `default_name` the one it has otherwise."""
+        verb, pattern = self._check_spec(spec, name)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
         resource = self._resource(pattern, spec)
@@ -117,9 +116,20 @@ class Server:
             raise ValueError(f"route {spec!r} is already registered")
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
-        name = getattr(handler, "__qualname__", repr(handler))
-        resource.endpoints[verb] = Endpoint(handler, chain, f"{name} ({spec})")
+        if name is None and isinstance(default_name, str):
+            name, given = default_name, False
+        else:
+            given = name is not None
+        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name, description)
+        self._names.add(name, given, spec, pattern)
         self._ready = False
+
+    def _check_spec(self, spec: str, name: str | None = None) -> tuple[str, str]:
+        """Check a route as served and the name it is given; return its verb and pattern."""
+        verb, pattern = parse_spec(spec)
+        self._router.check_types(pattern, spec)
+        self._names.check(name, spec, pattern)
+        return verb, pattern
 
     def _resource(self, pattern: str, spec: str) -> Resource:
         resource = self._router.get(pattern)
@@ -132,6 +142,24 @@ class Server:
                 f"{resource.pattern!r} (same place, different parameter names)"
             )
         return resource
+
+    def converter(
+        self,
+        name: str,
+        pattern: str,
+        to_python: Callable[[str], Any] = str,
+        to_url: Callable[[Any], str] = str,
+    ) -> None:
+        """Add a parameter type for routes to use as ``:param<name>``.
+
+        `pattern` is a regex the whole (percent-decoded) segment must match; `to_python` turns
+        the segment into the value handlers see (a `ValueError` from it counts as no match);
+        `to_url` turns a value back into segment text for `url_for`.
+        """
+        converter = Converter(name, pattern, to_python, to_url)
+        if name in self._converters:
+            raise ValueError(f"converter {name!r} is already defined")
+        self._converters[name] = converter
 
     def before_all(self, middleware: Middleware | None = None) -> Any:
         """Add middleware that wraps every route, outermost, in registration order.
@@ -200,6 +228,7 @@ class Server:
             if resource.endpoints or resource.mounted is not None:
                 raise ValueError(f"mount {prefix!r}: {pattern!r} already has routes")
             resource.mounted = route
+        self._mounts.append((prefix, app))
         self._ready = False
 
     def static(
@@ -207,16 +236,39 @@ class Server:
         prefix: str,
         directory: str,
         middleware: Middleware | Sequence[Middleware] | None = None,
+        *,
+        name: str | None = None,
         **options: Any,
     ) -> None:
         """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out).
 
         A relative `directory` is looked up beside the calling module, then in the current
-        directory; ValueError names every path tried if it is in neither.
+        directory; ValueError names every path tried if it is in neither. The route is named
+        ``'static'`` unless given another `name`: ``url_for('static', path='css/site.css')``.
         """
         caller = sys._getframe(1).f_globals.get("__file__")
         handler = static_handler(directory, beside=caller, **options)
-        self.register_handler(f"GET {prefix.rstrip('/')}/*path", handler, middleware)
+        spec = f"GET {prefix.rstrip('/')}/*path"
+        chain = check_middleware(f"route {spec!r}", middleware)
+        described = f"{qualified_name(static_handler)}({directory!r})"
+        self._add_route(spec, handler, chain, (), name, "static", described)
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Every route, mounted app and static folder, sorted by path, as dicts with the keys
+        ``verbs``, ``path``, ``name``, ``handler`` (``module.qualname``) and ``middleware``
+        (the ``__name__`` of each middleware it runs behind, outermost first)."""
+        return describe_routes(self._router.targets(), self._before_all, self._mounts)
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The app-relative URL of the route called `name`, e.g. ``'/notes/7?full=1'``.
+
+        Parameters are converted with their type's ``to_url`` and percent-encoded; the other
+        keyword arguments make the query string, in the order given (``None`` values left out,
+        lists repeated). A name no route has, an ambiguous name or a missing parameter is a
+        `LookupError`; a value the route would not match (``'/'`` in a segment, ``'x'`` for an
+        ``<int>``) is a `ValueError`. ``request['url_for']`` adds the app's mount point.
+        """
+        return self._names.url_for(name, params)
 
     # -- compilation --------------------------------------------------------------------
 
@@ -229,6 +281,7 @@ class Server:
             for resource in self._router.targets():
                 builder.compile(resource)
             self._not_found = builder.chain(raise_not_found, [], "no route")
+            self._chains = builder
             self._ready = True
 
     # -- serving ------------------------------------------------------------------------
@@ -257,7 +310,13 @@ class Server:
                 if found is not None:
                     resource, request["params"] = found
             if resource is not None:
-                route = resource.dispatch.get(method) or resource.fallback  # type: ignore[assignment]
+                # PERF: the best match has the verb on almost every request; only when it has
+                # not do the other matching patterns get looked at.
+                route = (
+                    resource.dispatch.get(method)
+                    or resource.any
+                    or self._by_verb(path, method, request)
+                )
             if environ.get("CONTENT_LENGTH"):
                 self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)
@@ -273,6 +332,18 @@ class Server:
         if dict.__contains__(request, "files"):
             body = ClosingIterator(body, partial(close_uploads, request["files"]))
         return body
+
+    def _by_verb(self, path: str, method: str, request: dict[str, Any]) -> Chain:
+        """The best route with this verb among every pattern matching the path; else the
+        automatic OPTIONS or 405 answer for the patterns that match."""
+        matched = []
+        for resource, params in self._router.find_all(path):
+            route = resource.dispatch.get(method) or resource.any
+            if route is not None:
+                request["params"] = params
+                return route
+            matched.append(resource)
+        return self._chains.automatic(tuple(matched), method)
 
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.

@@ -1,9 +1,10 @@
 """The decorator API's common mistakes, caught as early as they can be and named plainly.
 
-At registration (raised by the ``register``/``register_handler``/``before_all`` call itself):
-middleware that is not a function or a list of functions, and a middleware factory that does
-not return a handler. A factory can only tell what it returns by being called, so each one is
-called here once with a stand-in ``next``; it is called again when the chains are built.
+At registration (raised by the ``register``/``register_handler``/``group``/``before_all`` call
+itself): a middleware factory that does not return a handler. A factory can only tell what it
+returns by being called, so each one is called here once with a stand-in ``next``; it is called
+again when the chains are built. (``chains.check_middleware`` turns what a route was given into
+a list of factories and asks for this check.)
 
 On the first request (and by ``start_server``), as warnings: a ``register(spec)`` never
 applied to a function (the forgotten ``@``, which registers nothing). While serving, once per
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .reporting import report
@@ -54,23 +55,6 @@ def check_factory(where: str, factory: Middleware) -> None:
         )
 
 
-def middleware_list(
-    where: str, middleware: Middleware | Sequence[Middleware] | None
-) -> list[Middleware]:
-    """`middleware` (one, a list, or None) as a list of checked factories."""
-    if middleware is None:
-        return []
-    items: object = [middleware] if callable(middleware) else middleware
-    if not isinstance(items, (list, tuple)):
-        raise ValueError(f"{where}: middleware must be a function or a list of functions")
-    for item in items:
-        if not callable(item):
-            raise ValueError(f"{where}: middleware {item!r} is not callable")
-    for item in items:
-        check_factory(where, item)
-    return list(items)
-
-
 class UnappliedRoutes:
     """The ``register(spec)`` decorators not yet applied to a function, with where they were
     made, so the forgotten ``@`` can be named (once each)."""
@@ -78,11 +62,14 @@ class UnappliedRoutes:
     def __init__(self) -> None:
         self._pending: dict[object, str] = {}
 
-    def add(self, spec: str, depth: int = 2) -> object:
-        """Record a decorator made for `spec` by the caller `depth` frames up; a token back."""
-        frame = sys._getframe(depth)
+    def add(self, spec: str) -> object:
+        """Record a decorator made for `spec` by the first caller outside this package (a verb
+        shortcut is one more frame in it); a token back."""
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("microwsgi."):
+            frame = frame.f_back
+        where = f"{frame.f_code.co_filename}, line {frame.f_lineno}" if frame else "unknown"
         token = object()
-        where = f"{frame.f_code.co_filename}, line {frame.f_lineno}"
         self._pending[token] = f"register({spec!r}) at {where}"
         return token
 

@@ -2,6 +2,7 @@
 
     microwsgi run examples/todos.py --port 8000 --reload
     python -m microwsgi run examples.todos:server
+    microwsgi routes app:server [--json]          # what a Server has registered
 
 This module owns argument parsing and turning the failures a user can cause (a module that
 does not import, a port in use or out of range) into one line on stderr and a non-zero exit.
@@ -13,6 +14,7 @@ is ``targets.py``'s; serving is `server.serve`; restarting on changes is `server
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -20,8 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._address import check_port
-from .targets import ImportTargetError, find_app
-from .targets import load_app as load_app  # the loader other commands and tests use
+from .targets import ImportTargetError, find_app, load_app
 
 __all__: list[str] = []  # the command is the interface: `microwsgi` runs main()
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="SECONDS")
     run.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="SECONDS")
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    routes = commands.add_parser("routes", help="list the routes of a microwsgi Server")
+    routes.add_argument("target", metavar="TARGET", help="the Server, as `run` takes it")
+    routes.add_argument("--json", action="store_true", help="print a JSON list, not a table")
     return parser
 
 
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{PROG} {__version__}")
         return 0
+    if args.command == "routes":
+        return _routes(args)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
@@ -74,6 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 2
     return _run(args, args_list)
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from .app import Server
+    from .listing import format_routes
+
+    try:
+        app = load_app(args.target)
+    except ImportTargetError as exc:
+        return _error(str(exc))
+    if not isinstance(app, Server):
+        kind = type(app).__name__
+        return _error(f"{args.target} is a {kind}, not a microwsgi Server: no routes to list")
+    routes = app.routes()
+    sys.stdout.write(json.dumps(routes, indent=2) + "\n" if args.json else format_routes(routes))
+    return 0
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -198,7 +198,7 @@ def request_id(
     token of at most 200 characters; otherwise ``generator()`` makes one (a UUID4 in hex).
     """
 
-    def middleware(next: Handler) -> Handler:
+    def request_id_middleware(next: Handler) -> Handler:
         def handler(request: dict[str, Any]) -> Any:
             incoming = _header(request, header) if trust_incoming else None
             if incoming is not None and _REQUEST_ID.fullmatch(incoming):
@@ -212,7 +212,7 @@ def request_id(
 
         return handler
 
-    return middleware
+    return request_id_middleware
 
 
 # --- Request logging --------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
     """
     log = logger if logger is not None else logging.getLogger("microwsgi.request")
 
-    def middleware(next: Handler) -> Handler:
+    def request_logger_middleware(next: Handler) -> Handler:
         def handler(request: dict[str, Any]) -> Any:
             if not log.isEnabledFor(level):
                 return next(request)
@@ -257,4 +257,4 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
 
         return handler
 
-    return middleware
+    return request_logger_middleware

@@ -25,6 +25,7 @@ from werkzeug.wsgi import LimitedStream, get_host
 from .errors import HTTPError
 from .query import QueryDict, parse_query
 from .response import APP_KEY
+from .urls import script_url_for
 
 if TYPE_CHECKING:
     from .app import Server
@@ -256,6 +257,13 @@ def _url(request: Request) -> str:
     )
 
 
+def _url_for(request: Request) -> Callable[..., str]:
+    server = _server(request)
+    if server is None:
+        raise KeyError("url_for")
+    return script_url_for(server.url_for, _environ(request).get("SCRIPT_NAME", ""))
+
+
 LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "headers": _headers,
     "query": _query,
@@ -271,4 +279,5 @@ LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "scheme": lambda r: _environ(r).get("wsgi.url_scheme", "http"),
     "host": lambda r: get_host(_environ(r)),
     "url": _url,
+    "url_for": _url_for,
 }

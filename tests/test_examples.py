@@ -277,3 +277,71 @@ def test_streaming_source_is_a_file_download(streaming: TestApp) -> None:
     streaming.get("/source", headers={"If-None-Match": etag}, status=304)
     partial = streaming.get("/source", headers={"Range": "bytes=0-9"}, status=206)
     assert partial.body == source[:10]
+
+
+# -- library.py + library_books.py: one app in two modules, with route groups -----------------
+
+EDITOR = {"Authorization": "Bearer editor-token"}
+
+
+@pytest.fixture
+def library(load_example: LoadExample, monkeypatch: pytest.MonkeyPatch) -> TestApp:
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # library.py imports library_books beside it
+    return TestApp(load_example("library").server)
+
+
+def test_library_home_links_are_built_from_route_names(library: TestApp) -> None:
+    links = {
+        "books": "/api/v1/books",
+        "first_book": "/api/v1/books/1",
+        "dune": "/api/v1/books/dune",
+        "stats": "/admin/stats",
+    }
+    assert library.get("/").json == links
+    assert library.get(links["first_book"]).json["title"] == "Dune"
+    assert library.get(links["dune"]).json["id"] == 1
+
+
+def test_library_books_by_id_or_by_slug(library: TestApp) -> None:
+    books = library.get("/api/v1/books").json
+    assert [(b["id"], b["slug"], b["url"]) for b in books] == [
+        (1, "dune", "/api/v1/books/1"),
+        (2, "solaris", "/api/v1/books/2"),
+    ]
+    assert library.get("/api/v1/books/2").json["title"] == "Solaris"  # the <int> route
+    assert library.get("/api/v1/books/solaris").json["id"] == 2  # the untyped one
+    no_such_book = {"status": 404, "error": "Not Found", "message": "no such book"}
+    assert library.get("/api/v1/books/9", status=404).json == no_such_book
+    assert library.get("/api/v1/books/nope", status=404).json == no_such_book
+
+
+def test_library_editing_is_behind_the_token(library: TestApp) -> None:
+    new = {"title": "The Left Hand of Darkness"}
+    library.post_json("/api/v1/books", new, status=401)
+    created = library.post_json("/api/v1/books", new, headers=EDITOR, status=201)
+    assert created.json["slug"] == "the-left-hand-of-darkness"
+    assert created.headers["Location"] == "/api/v1/books/3"
+    assert library.get("/api/v1/books/the-left-hand-of-darkness").json["id"] == 3
+    library.post_json("/api/v1/books", {"title": " "}, headers=EDITOR, status=400)
+    library.delete("/api/v1/books/3", status=401)
+    library.delete("/api/v1/books/3", headers=EDITOR, status=204)
+    library.delete("/api/v1/books/3", headers=EDITOR, status=404)
+    # DELETE exists for ids only: a slug path has no DELETE route.
+    refused = library.delete("/api/v1/books/dune", headers=EDITOR, status=405)
+    assert refused.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert library.get("/admin/stats", status=401)
+    assert library.get("/admin/stats", headers=EDITOR).json == {"routes": 7}
+
+
+def test_library_middleware_by_group(library: TestApp) -> None:
+    origin = {"Origin": "https://reader.example"}
+    api = library.get("/api/v1/books", headers=origin)
+    assert api.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in library.get("/", headers=origin).headers
+    # The group's cors() answers preflights for every path under /api.
+    preflight = {**origin, "Access-Control-Request-Method": "DELETE"}
+    answer = library.options("/api/v1/books/1", headers=preflight, status=204)
+    assert answer.headers["Access-Control-Allow-Methods"]
+    # Before-all middleware wraps everything, 404s included.
+    for url, status in (("/", 200), ("/api/v1/books", 200), ("/nowhere", 404)):
+        assert library.get(url, status=status).headers["Server-Timing"].startswith("app;dur=")
