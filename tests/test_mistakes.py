@@ -230,3 +230,23 @@ def test_middleware_answering_none_on_purpose_is_not_warned(
         app.delete("/x", status=204)
         app.put("/x", status=204)
     assert not [r for r in caplog.records if r.name == "microwsgi"]
+
+
+def test_groups_and_verb_shortcuts_are_checked_the_same_way(
+    server: Server, app: webtest.TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(TypeError, match=r"group '/api': middleware forgot_return returned None"):
+        server.group("/api", forgot_return)
+    api = server.group("/api")
+    with pytest.raises(TypeError, match=r"route 'GET /api/x': middleware forgot_return"):
+        api.get("/x", forgot_return)
+    with pytest.raises(ValueError, match=r"write 'GET /notes/:id'"):  # as written in the group
+        api.get("/notes/<id>")
+
+    line = sys._getframe().f_lineno + 1
+    api.get("/forgotten")  # a shortcut without its '@'
+    with caplog.at_level(logging.WARNING, logger="microwsgi"):
+        app.get("/api/forgotten", status=404)
+    [record] = [r for r in caplog.records if r.name == "microwsgi"]
+    # Named where the user wrote it, not inside the shortcut's own code.
+    assert f"register('GET /api/forgotten') at {__file__}, line {line}" in record.getMessage()
