@@ -22,7 +22,7 @@ from gunicorn.http.wsgi import WSGIErrorsWrapper
 from .server.exchange import Exchange
 from .server.protocol.events import ProtocolError
 
-__all__ = ["ErrorStream", "ProxyPolicy", "RequestView", "ResponseView"]
+__all__: list[str] = []  # private to workers.py
 
 # How many peer addresses the trust decision is remembered for (a bound: many clients).
 _TRUST_CACHE: Final = 1024

@@ -5,12 +5,20 @@ The worker under a real gunicorn is tested end to end in tests/e2e/test_worker*.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from gunicorn.config import Config
 
-from microwsgi.workers import NOT_HONOURED, UNLIMITED_TARGET, refusal, server_config, warnings
+from microwsgi.workers import (
+    NOT_HONOURED,
+    OWN_OPTIONS,
+    UNLIMITED_TARGET,
+    refusal,
+    server_config,
+    warnings,
+)
 
 
 def config(**settings: Any) -> Config:
@@ -112,3 +120,11 @@ def test_every_ignored_setting_is_warned_about_when_set_and_only_then() -> None:
 
 def test_every_ignored_setting_is_one_gunicorn_knows() -> None:
     assert set(NOT_HONOURED) <= set(Config().settings)
+
+
+def test_the_readme_lists_every_ignored_setting_and_every_own_option() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("### The gunicorn worker class")
+    section = readme[start : readme.index("\n## ", start)]
+    for name in [*NOT_HONOURED, *OWN_OPTIONS]:
+        assert f"`{name}`" in section, name

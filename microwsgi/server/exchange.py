@@ -23,11 +23,9 @@ from typing import Any, Final
 
 from .._http import parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
-from .protocol import Connection
+from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
 from .sockets import recv_some, send_all, send_file
-
-__all__ = ["DRAIN_LIMIT", "ClientGone", "Exchange"]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 

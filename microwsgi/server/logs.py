@@ -24,7 +24,6 @@ from typing import IO, TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from .exchange import Exchange
 
-__all__ = ["ServerFormatter", "configure_logging", "log_access"]
 
 access_logger: Final = logging.getLogger("microwsgi.access")
 _ACCESS_FORMAT: Final = '%s - "%s %s HTTP/%s" %s %d %.1fms'

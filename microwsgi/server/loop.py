@@ -33,12 +33,10 @@ from . import mux
 from .channel import Channel
 from .config import Hooks, ServerConfig
 from .pool import PoolWorkers
-from .protocol import Connection
+from .protocol.connection import Connection
 from .sockets import Waker, prepare_client
 from .worker import HOLD, Worker, time_out
 from .wsgi import WSGIApp, WSGIBridge
-
-__all__ = ["Engine"]
 
 log = logging.getLogger("microwsgi.server")
 

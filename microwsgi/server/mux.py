@@ -28,8 +28,6 @@ from .channel import Channel
 from .sockets import Waker
 from .worker import HOLD, Owner, Turn, Worker
 
-__all__ = ["AVAILABLE", "EpollWorkers"]
-
 AVAILABLE: Final = hasattr(select, "epoll")
 # How long the wait in epoll may stay empty before the deputy takes it over.
 PROMOTE: Final = 0.002

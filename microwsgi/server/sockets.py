@@ -23,19 +23,7 @@ import struct
 import time
 from typing import Final
 
-__all__ = [
-    "RECV_SIZE",
-    "BindError",
-    "Waker",
-    "bind",
-    "format_address",
-    "lingering_close",
-    "prepare_client",
-    "recv_some",
-    "send_all",
-    "send_file",
-    "set_receive_timeout",
-]
+from .._address import check_port
 
 RECV_SIZE: Final = 65536
 # After an error answer that closes the connection, unread request bytes would make the kernel
@@ -69,8 +57,10 @@ def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
     allows it.
     """
     where = format_address(host or "0.0.0.0", port)
-    if not 0 <= port <= 65535:  # getaddrinfo would wrap 99999 around to 34463
-        raise BindError(None, f"cannot listen on {where}: the port must be 0 to 65535")
+    try:
+        check_port(port)  # getaddrinfo would wrap 99999 around to 34463
+    except ValueError as exc:
+        raise BindError(None, f"cannot listen on {where}: {exc}") from None
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -27,8 +27,6 @@ from .protocol.events import NEED_DATA, ProtocolError, RequestHead
 from .sockets import RECV_SIZE, lingering_close, send_all, set_receive_timeout
 from .wsgi import WSGIBridge
 
-__all__ = ["HOLD", "TURN_LIMIT", "Owner", "Turn", "Worker", "refuse", "time_out"]
-
 log = logging.getLogger("microwsgi.server")
 
 # Requests one connection may have answered in a row while others may be waiting.

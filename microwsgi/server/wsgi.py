@@ -26,10 +26,8 @@ from .answers import SERVER_SOFTWARE, error_answer
 from .config import Hooks
 from .exchange import ClientGone, Exchange
 from .logs import log_access
-from .protocol import Connection
+from .protocol.connection import Connection
 from .protocol.events import ProtocolError, RequestHead
-
-__all__ = ["FileWrapper", "WSGIApp", "WSGIBridge", "input_stream"]
 
 StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -191,6 +191,11 @@ class Gunicorn:
     def access_log(self) -> Path:
         return self.logdir / "access.log"
 
+    @property
+    def stderr_log(self) -> Path:
+        """What the processes wrote to stderr outside gunicorn's logs."""
+        return self.logdir / "stderr.log"
+
     def command(self) -> list[str]:
         config = ["-c", str(self.config)] if self.config is not None else []
         # Port 0: the kernel picks a free port and gunicorn logs it, so no other process can
@@ -226,7 +231,7 @@ class Gunicorn:
         """Start the process; `wait_booted` waits for it to serve."""
         self.logdir.mkdir(parents=True, exist_ok=True)
         env = self.environ()
-        with (self.logdir / "stderr.log").open("wb") as stderr:
+        with self.stderr_log.open("wb") as stderr:
             self.proc = subprocess.Popen(
                 self.command(),
                 env=env,
@@ -255,7 +260,7 @@ class Gunicorn:
         return self.error_log.read_text() if self.error_log.exists() else ""
 
     def stderr(self) -> str:
-        return (self.logdir / "stderr.log").read_text()
+        return self.stderr_log.read_text()
 
     def _booted(self) -> bool:
         assert self.proc is not None

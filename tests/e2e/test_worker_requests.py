@@ -248,9 +248,10 @@ def test_access_log_lines_have_gthreads_atoms(pair: Callable[..., Pair]) -> None
     lines: dict[str, list[str]] = {}
     for kind, server in servers.items():
         start = len(access_lines(server))
-        for data in sent:
+        for count, data in enumerate(sent, start + 1):
             raw_request(server.port, data)
-        wait_until(lambda: len(access_lines(server)) >= start + 3, 10, f"{kind}'s access log")  # noqa: B023
+            # A line is written after its answer: wait for it, to keep the lines in order.
+            wait_until(lambda: len(access_lines(server)) >= count, 10, f"{kind}'s access line")  # noqa: B023
         lines[kind] = access_lines(server)[start : start + 3]
     same = {kind: [line.split(" | ")[0] for line in found] for kind, found in lines.items()}
     # The error page of a 500 is each server's own: its length is the one difference.

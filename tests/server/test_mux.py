@@ -19,7 +19,7 @@ from server_live import WAIT, App, Client, get, listening, pipeline, port_of, ru
 
 from microwsgi.server import Engine, ServerConfig, mux
 from microwsgi.server.channel import Channel
-from microwsgi.server.protocol import Connection
+from microwsgi.server.protocol.connection import Connection
 from microwsgi.server.worker import Turn
 
 pytestmark = pytest.mark.skipif(not mux.AVAILABLE, reason="epoll is Linux-only")

@@ -33,8 +33,6 @@ from .fields import build_request_head
 from .grammar import tokens
 from .head import HeadReader
 
-__all__ = ["Connection"]
-
 _FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length"))
 
 

@@ -16,8 +16,6 @@ from .fields import FORBIDDEN_TRAILERS
 from .grammar import FIELD_RE, check_request_line_prefix, field_problem, parse_request_line
 from .target import split_target
 
-__all__ = ["HeadReader"]
-
 
 class HeadReader:
     """Collects one header section: a request's (request line first) or a trailer section."""

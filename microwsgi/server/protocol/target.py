@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 from .events import ProtocolError
 from .grammar import HOST_RE
 
-__all__ = ["split_target"]
-
 _SCHEMES: Final = frozenset(("http", "https"))
 
 
