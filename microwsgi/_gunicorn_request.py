@@ -111,7 +111,7 @@ class ProxyPolicy:
     @staticmethod
     def _unix_server_name(exchange: Exchange) -> None:
         """A unix socket has no address to speak of: gunicorn takes SERVER_NAME and _PORT from
-        Host, else the socket's path and no port."""
+        Host (else the socket's path and no port), and sets no REMOTE_PORT."""
         environ = exchange.environ
         host = environ.get("HTTP_HOST")
         if host:
@@ -122,6 +122,7 @@ class ProxyPolicy:
         else:
             environ["SERVER_NAME"] = str(exchange.sock.getsockname())
             environ["SERVER_PORT"] = ""
+        del environ["REMOTE_PORT"]  # gunicorn sets none for a peer without an address
 
 
 class ErrorStream:

@@ -1,4 +1,5 @@
-"""Programs from outside the venv that some tests drive (nginx, wrk, openssl): found or explained.
+"""Programs from outside the venv that some tests drive (nginx, wrk, openssl,
+systemd-socket-activate): found or explained.
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -18,7 +19,12 @@ REQUIRE_ENV = "MICROWSGI_REQUIRE_TOOLS"
 # Lets a test of this module play a machine without some programs ("nginx,wrk").
 HIDE_ENV = "MICROWSGI_HIDE_PROGRAMS"
 # program -> Debian package
-PACKAGES = {"nginx": "nginx", "wrk": "wrk", "openssl": "openssl"}
+PACKAGES = {
+    "nginx": "nginx",
+    "wrk": "wrk",
+    "openssl": "openssl",
+    "systemd-socket-activate": "systemd",
+}
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 

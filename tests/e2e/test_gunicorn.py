@@ -4,6 +4,8 @@ workers and microwsgi's own worker class (microwsgi.workers.Worker)."""
 from __future__ import annotations
 
 import http.client
+import multiprocessing
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ THREADED = [
     pytest.param({"worker_class": "microwsgi.workers.Worker", "threads": 2}, id="microwsgi"),
 ]
 WORKERS = [pytest.param({"worker_class": "sync"}, id="sync"), *THREADED]
+CPUS = multiprocessing.cpu_count()  # what the shipped config counts
 
 
 def test_shipped_config_passes_check_config() -> None:
@@ -31,6 +34,28 @@ def test_shipped_config_passes_check_config() -> None:
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "worker_class", "threads", "workers"),
+    [
+        ("", "sync", 1, CPUS * 2 + 1),
+        ("gthread", "gthread", 4, CPUS * 2 + 1),
+        ("microwsgi.workers.Worker", "microwsgi.workers.Worker", 8, CPUS),
+    ],
+    ids=["default", "gthread", "microwsgi"],
+)
+def test_one_variable_chooses_the_shipped_configs_worker_class(
+    variable: str, worker_class: str, threads: int, workers: int
+) -> None:
+    command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
+    command += ["--print-config", "--chdir", str(EXAMPLES), "todos:server"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MICROWSGI_WORKER_CLASS": variable}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    settings = dict(re.findall(r"^(\w+) += (.*)$", result.stdout, re.M))
+    assert settings["worker_class"] == worker_class
+    assert (int(settings["threads"]), int(settings["workers"])) == (threads, workers)
 
 
 @pytest.mark.parametrize("options", WORKERS)
