@@ -23,7 +23,8 @@ from types import FrameType
 from typing import Any, Final
 
 from gunicorn.arbiter import Arbiter
-from gunicorn.config import Config, PreRequest
+from gunicorn.config import Config, PostRequest, PreRequest
+from gunicorn.glogging import Logger
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
 from gunicorn.http.wsgi import FileWrapper as IteratedFile
 from gunicorn.workers import base
@@ -221,12 +222,21 @@ class Worker(base.Worker):  # type: ignore[misc]
         self._proxy = ProxyPolicy(cfg)
         self._errors = ErrorStream(cfg)
         self._multiprocess = cfg.workers > 1
+        self._close_always = not cfg.keepalive
         self._file_wrapper = IteratedFile if cfg.sendfile is False else None
         self._pre_request = cfg.pre_request
         if self._pre_request is PreRequest.pre_request and not self.log.error_log.isEnabledFor(
             logging.DEBUG
         ):
             self._pre_request = None  # PERF: the default hook only logs at debug level
+        self._post_request = cfg.post_request
+        if self._post_request is PostRequest.post_request:
+            self._post_request = None  # PERF: the default hook does nothing
+        # PERF: gunicorn's own Logger writes no access line without an access log; a logger
+        # class of the user's (statsd's counts requests) is called whatever.
+        self._access = self.log.access
+        if type(self.log) is Logger and not getattr(self.log, "access_log_enabled", True):
+            self._access = None
         hooks = Hooks(
             prepare=self.prepare,
             finish=self.finish,
@@ -251,7 +261,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         environ["gunicorn.socket"] = exchange.sock
         if self._file_wrapper is not None:
             environ["wsgi.file_wrapper"] = self._file_wrapper
-        if not self.cfg.keepalive:
+        if self._close_always:
             exchange.close_after = True
         self._proxy.apply(exchange)
         if self._pre_request is not None:
@@ -260,12 +270,16 @@ class Worker(base.Worker):  # type: ignore[misc]
     def finish(self, exchange: Exchange) -> None:
         """The access line through gunicorn's logger, then the post_request hook."""
         self._in_flight.pop(exchange, None)
+        access, post_request = self._access, self._post_request
+        if access is None and post_request is None:
+            return
         request, response = RequestView(exchange), ResponseView(exchange)
-        duration = timedelta(seconds=exchange.duration)
         try:
-            self.log.access(response, request, exchange.environ, duration)
+            if access is not None:
+                access(response, request, exchange.environ, timedelta(seconds=exchange.duration))
         finally:
-            self.cfg.post_request(self, request, exchange.environ, response)
+            if post_request is not None:
+                post_request(self, request, exchange.environ, response)
 
     # -- the loop thread -------------------------------------------------------------------
 

@@ -378,3 +378,44 @@ def test_loglevel_warning_keeps_info_out_and_errors_in(
     assert fetch(server.port, "/boom").status == 500
     server.wait_for_log("RuntimeError: a bug in a plain WSGI app")
     assert "[INFO]" not in server.log()
+
+
+# -- statsd, sendfile, multiprocess -----------------------------------------------------------
+
+
+def test_statsd_counts_the_requests(module_gunicorn: Callable[..., Gunicorn]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as metrics:
+        metrics.bind(("127.0.0.1", 0))
+        metrics.settimeout(20)
+        address = f"127.0.0.1:{metrics.getsockname()[1]}"
+        app = module_gunicorn(
+            "wsgi_app:app", worker_class=WORKER, config=PLAIN, options=(f"--statsd-host={address}",)
+        )
+        assert fetch(app.port, "/pid").status == 200
+        received = b""
+        while b"gunicorn.request.status.200:1|c" not in received:
+            received += metrics.recv(4096) + b"\n"
+        assert b"gunicorn.requests:1|c" in received
+
+
+@pytest.mark.parametrize(
+    ("options", "framing"),
+    [((), "Content-Length"), (("--no-sendfile",), "Transfer-Encoding")],
+    ids=["sendfile", "no-sendfile"],
+)
+def test_sendfile_false_reads_files_instead(
+    module_gunicorn: Callable[..., Gunicorn], options: tuple[str, ...], framing: str
+) -> None:
+    app = module_gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN, options=options)
+    answer = fetch(app.port, "/file")
+    assert answer.body == (HERE / "wsgi_app.py").read_bytes()
+    # os.sendfile needs the length up front; a file read block by block goes out chunked.
+    assert framing in answer.headers
+
+
+def test_wsgi_multiprocess_says_whether_there_are_several_workers(
+    module_gunicorn: Callable[..., Gunicorn],
+) -> None:
+    for workers in (1, 2):
+        app = module_gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN, workers=workers)
+        assert fetch(app.port, "/environ").json()["wsgi.multiprocess"] is (workers > 1)
