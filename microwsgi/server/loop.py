@@ -34,7 +34,7 @@ from .config import Hooks, ServerConfig
 from .pool import PoolWorkers
 from .protocol.connection import Connection
 from .sockets import Waker, prepare_client
-from .worker import HOLD, Worker, time_out
+from .worker import HOLD, Worker, Workers, time_out
 from .wsgi import WSGIApp, WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -98,7 +98,7 @@ class Engine:
         worker = Worker(self._bridge, config, self.stopping, self._stop_after_this_request)
         if multiplex is None:
             multiplex = mux.AVAILABLE
-        self.workers: mux.EpollWorkers | PoolWorkers = (
+        self.workers: Workers = (
             mux.EpollWorkers(config.threads, worker, self, config.header_timeout)
             if multiplex
             else PoolWorkers(config.threads, worker, self)
