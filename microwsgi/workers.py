@@ -220,10 +220,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.config = server_config(cfg, limit)
         self._in_flight: dict[Exchange, float] = {}
         self._proxy = ProxyPolicy(cfg)
-        self._errors = ErrorStream(cfg)
-        self._multiprocess = cfg.workers > 1
         self._close_always = not cfg.keepalive
-        self._file_wrapper = IteratedFile if cfg.sendfile is False else None
         self._pre_request = cfg.pre_request
         if self._pre_request is PreRequest.pre_request and not self.log.error_log.isEnabledFor(
             logging.DEBUG
@@ -244,8 +241,15 @@ class Worker(base.Worker):  # type: ignore[misc]
             # gunicorn asks for a notify() at least every self.timeout seconds.
             tick_interval=min(1.0, self.timeout / 2) if self.timeout else 1.0,
         )
+        # What gunicorn's workers put in every environ, and what differs from the engine's.
+        environ: dict[str, Any] = {
+            "wsgi.errors": ErrorStream(cfg),
+            "wsgi.multiprocess": cfg.workers > 1,
+        }
+        if cfg.sendfile is False:
+            environ["wsgi.file_wrapper"] = IteratedFile  # read, not sent with os.sendfile
         sockets = [listener.sock for listener in self.sockets]
-        self.engine = Engine(self.wsgi, sockets, self.config, hooks)
+        self.engine = Engine(self.wsgi, sockets, self.config, hooks, extra_environ=environ)
         if not self.alive:  # stopped while booting
             self.engine.stop()
         self.engine.run()
@@ -255,12 +259,7 @@ class Worker(base.Worker):  # type: ignore[misc]
     def prepare(self, exchange: Exchange) -> None:
         """What gunicorn's workers do before calling the application."""
         self._in_flight[exchange] = time.monotonic()
-        environ = exchange.environ
-        environ["wsgi.errors"] = self._errors
-        environ["wsgi.multiprocess"] = self._multiprocess
-        environ["gunicorn.socket"] = exchange.sock
-        if self._file_wrapper is not None:
-            environ["wsgi.file_wrapper"] = self._file_wrapper
+        exchange.environ["gunicorn.socket"] = exchange.sock
         if self._close_always:
             exchange.close_after = True
         self._proxy.apply(exchange)

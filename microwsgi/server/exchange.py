@@ -238,7 +238,10 @@ class Exchange:
                 self.send(tail)
 
     def send_single(self, body: bytes) -> None:
-        """The common case, a one-element list: headers and body in one send."""
+        """The common case, a one-element list: headers and body in one send.
+
+        PERF: one system call per answer, and a Content-Length that needs no chunking.
+        """
         http = self.http
         self.send(self.head_bytes(len(body)) + http.send_data(body) + http.send_end())
         self.bytes_sent = len(body)

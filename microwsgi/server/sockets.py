@@ -7,10 +7,10 @@ closing after an error answer without destroying it, and the socketpair that wak
 blocked in select or epoll. Which socket to read when is the workers' business; HTTP is the
 protocol's.
 
-Client sockets are blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) so that the hot path
-("wait briefly for the next request, read it, write the answer") is two system calls: Python's
-own socket timeouts would poll() before each one. That, `select.poll` and MSG_DONTWAIT make the
-server POSIX-only (Linux, macOS, BSD).
+Client sockets are blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO). PERF: the hot path
+("wait briefly for the next request, read it, write the answer") is then two system calls;
+Python's own socket timeouts would poll() before each one. That, `select.poll` and
+MSG_DONTWAIT make the server POSIX-only (Linux, macOS, BSD).
 """
 
 from __future__ import annotations

@@ -57,6 +57,25 @@ class Owner(Protocol):
         """Close a connection (from any thread)."""
 
 
+class Workers(Protocol):
+    """What the engine needs from a worker strategy (``mux.py``, ``pool.py``)."""
+
+    def dispatch(self, channel: Channel) -> None:
+        """Serve `channel`, which has bytes to read (loop thread)."""
+
+    def forget(self, channel: Channel) -> None:
+        """`channel` is being closed: drop whatever the strategy holds for it."""
+
+    def begin_stop(self) -> None:
+        """The engine is stopping: give waiting connections back, wake the threads."""
+
+    def stop(self, deadline: float) -> None:
+        """Wait until `deadline` at most for the threads to end."""
+
+    def close(self) -> None:
+        """Release what the strategy holds (after `stop`)."""
+
+
 class Worker:
     """Answers the requests of the connections it is given; shared by every worker thread."""
 
