@@ -27,22 +27,13 @@ from e2e_support import (
     free_port,
     wait_until,
 )
-from tools import require_program
+from tools import has_ipv6_loopback, require_program
 
 pytestmark = pytest.mark.e2e
 
 WORKER = "microwsgi.workers.Worker"
 PLAIN = HERE / "plain.conf.py"
 SEEN = ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme")
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def environ_over(address: str, host: str = "t") -> dict[str, Any]:
@@ -64,7 +55,7 @@ def environ_over(address: str, host: str = "t") -> dict[str, Any]:
     return {key: environ.get(key) for key in SEEN}
 
 
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_tcp_ipv6_and_unix_listeners_at_once_give_gthreads_environ(
     gunicorn: Callable[..., Gunicorn], tmp_path: Path
 ) -> None:
