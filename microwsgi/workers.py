@@ -22,6 +22,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any, Final
 
+import gunicorn
 from gunicorn.arbiter import Arbiter
 from gunicorn.config import Config, PostRequest, PreRequest
 from gunicorn.glogging import Logger
@@ -91,13 +92,17 @@ NOT_HONOURED: Final = {
 }
 
 NAME: Final = "microwsgi.workers.Worker"
+_OLDEST_GUNICORN: Final = (23, 0)
 
 
 def refusal(cfg: Config, environ: Mapping[str, str]) -> str | None:
     """The one line saying why this worker cannot start with `cfg`, or None."""
+    if gunicorn.version_info < _OLDEST_GUNICORN:
+        # 22 lacks the forwarder_headers and header_map settings the worker applies.
+        return f"{NAME} needs gunicorn 23 or later, not {gunicorn.__version__}"
     if cfg.is_ssl:
         return f"{NAME} does not serve TLS (certfile/keyfile): {_TLS_IN_FRONT}, or use gthread"
-    if cfg.protocol != "http":
+    if getattr(cfg, "protocol", "http") != "http":  # a setting since gunicorn 23
         return f"{NAME} speaks HTTP only, not protocol = {cfg.protocol!r}"
     try:
         server_config(cfg, None, environ)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gunicorn
 import pytest
 from gunicorn.config import Config
 
@@ -128,3 +129,12 @@ def test_the_readme_lists_every_ignored_setting_and_every_own_option() -> None:
     section = readme[start : readme.index("\n## ", start)]
     for name in [*NOT_HONOURED, *OWN_OPTIONS]:
         assert f"`{name}`" in section, name
+
+
+def test_a_gunicorn_without_the_settings_it_applies_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gunicorn, "version_info", (22, 0, 0))
+    monkeypatch.setattr(gunicorn, "__version__", "22.0.0")
+    line = refusal(config(), {})
+    assert line == "microwsgi.workers.Worker needs gunicorn 23 or later, not 22.0.0"

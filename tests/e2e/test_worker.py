@@ -5,6 +5,7 @@ and warning at boot, one line each, about the settings it ignores."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import textwrap
 from collections.abc import Callable
@@ -180,3 +181,20 @@ def test_a_bad_microwsgi_option_is_refused_at_boot_in_one_line(tmp_path: Path) -
     done = app.run_to_exit()
     assert done.returncode == 1
     assert f"Error: {WORKER}: MICROWSGI_HEADER_TIMEOUT='soon' is not a number" in done.stderr
+
+
+def test_a_reload_that_brings_tls_is_refused_by_the_new_worker(
+    gunicorn: StartGunicorn, tmp_path: Path
+) -> None:
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text("control_socket_disable = True\n")
+    app = gunicorn("wsgi_app:app", worker_class=WORKER, config=config)
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("not read: refused before")
+    config.write_text(
+        "control_socket_disable = True\n"
+        f"certfile = {str(tmp_path / 'cert.pem')!r}\nkeyfile = {str(tmp_path / 'key.pem')!r}\n"
+    )
+    app.send_signal(signal.SIGHUP)  # check_config runs at boot only: the worker refuses
+    assert app.proc is not None and app.proc.wait(20) == 3  # gunicorn: a worker failed to boot
+    assert app.log().count(f"{WORKER} does not serve TLS") == 1
