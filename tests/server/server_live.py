@@ -32,6 +32,10 @@ def _has_ipv6_loopback() -> bool:
 
 HAS_IPV6 = _has_ipv6_loopback()
 
+# The `start_engine` fixture (conftest.py): (app, hooks=, multiplex=, trace=, **options) ->
+# (engine, port).
+StartEngine = Callable[..., tuple[Engine, int]]
+
 
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     body = b'{"message": "hello"}'
