@@ -143,8 +143,9 @@ class Clients:
         """Run `mix` clients of each of `kinds` for `seconds`, then let them finish (bounded)."""
         for kind in kinds:
             options = {"receive_buffer": 4096, "limit": 4096} if kind == "never_read" else {}
-            for _ in range(getattr(self.mix, kind)):
-                task = asyncio.create_task(self.forever(kind, getattr(self, kind), **options))
+            for index in range(getattr(self.mix, kind)):
+                step = getattr(self, kind)
+                task = asyncio.create_task(self.forever(kind, index, step, **options))
                 self.tasks[task] = kind
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)  # the soak's duration
@@ -166,9 +167,13 @@ class Clients:
         return conn
 
     def drop(self, conn: Conn | None, *, reset: bool = False) -> None:
-        if conn is not None:
-            conn.reset() if reset else conn.close()
-            self.open_now -= 1
+        if conn is None:
+            return
+        if reset:
+            conn.reset()
+        else:
+            conn.close()
+        self.open_now -= 1
 
     @staticmethod
     async def timed(awaitable: Awaitable[T]) -> T:
@@ -191,9 +196,9 @@ class Clients:
         tally.note(f"got {response.status} {response.body[:80]!r}, wanted {status} {body!r}")
         return False
 
-    async def forever(self, kind: str, step: Step, **options: Any) -> None:
+    async def forever(self, kind: str, index: int, step: Step, **options: Any) -> None:
         """Run `step` until the soak stops, on a connection it keeps or gives up."""
-        rng = random.Random(f"{self.seed}:{kind}:{len(self.tasks)}")
+        rng = random.Random(f"{self.seed}:{kind}:{index}")
         heavy = kind in ("upload", "download", "disconnect_body", "disconnect_response")
         pause = self.mix.heavy_pause if heavy else self.mix.pause
         conn: Conn | None = None

@@ -105,7 +105,6 @@ class Outcome:
     statuses: list[int] = field(default_factory=list)
     responses: list[Response] = field(default_factory=list)
     closed_first: bool = False  # the server closed before the client hung up
-    closed: bool = False
     ended: str = ""  # how the reading ended: EOF, a reset, a malformed answer
     problems: list[str] = field(default_factory=list)
 
@@ -124,11 +123,10 @@ async def _read_answers(conn: Conn, outcome: Outcome) -> None:
                 outcome.statuses.append(response.status)
                 outcome.responses.append(response)
         except ServerClosed as exc:
-            outcome.closed, outcome.ended = True, str(exc)
+            outcome.ended = str(exc)
             return
         except Malformed as exc:
             outcome.problems.append(f"malformed answer: {exc}")
-            outcome.closed = True
             return
 
 
