@@ -79,8 +79,15 @@ def _failures(result: SoakResult) -> str:
     return f"{result.wrong} / {result.lost}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _answers(result: SoakResult) -> int:
-    return sum(tally.ok for tally in result.kinds.values())
+def _cpu_per_answer(result: SoakResult) -> float:
+    return result.cpu_seconds * 1e6 / max(1, sum(t.ok for t in result.kinds.values()))
+
+
+def _ratios(result: SoakResult, base: SoakResult) -> str:
+    """This column over the first: the figures to compare, measured side by side."""
+    p99 = result.latency_ms["p99"] / max(base.latency_ms["p99"], 1e-9)
+    cpu = _cpu_per_answer(result) / max(_cpu_per_answer(base), 1e-9)
+    return f"{p99:.2f}x / {cpu:.2f}x"
 
 
 ROWS: list[tuple[str, Callable[[SoakResult], str]]] = [
@@ -107,7 +114,7 @@ ROWS: list[tuple[str, Callable[[SoakResult], str]]] = [
     ("peak threads", lambda r: str(r.peak.threads)),
     (
         "server CPU s (µs per answer)",
-        lambda r: f"{r.cpu_seconds:.1f} ({r.cpu_seconds * 1e6 / max(1, _answers(r)):.0f})",
+        lambda r: f"{r.cpu_seconds:.1f} ({_cpu_per_answer(r):.0f})",
     ),
     (
         "context switches voluntary / involuntary",
@@ -145,6 +152,8 @@ def render(results: Sequence[SoakResult], skipped: dict[str, str], command: Sequ
         lines += [
             f"| {label} | " + " | ".join(cell(r) for r in results) + " |" for label, cell in ROWS
         ]
+        label = f"small keep-alive p99 / CPU per answer, over {results[0].target}'s"
+        lines.append(f"| {label} | " + " | ".join(_ratios(r, results[0]) for r in results) + " |")
     lines += [f"- skipped {name}: {why}" for name, why in skipped.items()]
     return "\n".join(lines) + "\n"
 
