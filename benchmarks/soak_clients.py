@@ -142,7 +142,7 @@ class Clients:
     async def run(self, kinds: Iterable[str], seconds: float) -> None:
         """Run `mix` clients of each of `kinds` for `seconds`, then let them finish (bounded)."""
         for kind in kinds:
-            options = {"receive_buffer": 4096, "limit": 4096} if kind == "never_read" else {}
+            options = {"receive_buffer": 4096, "read": False} if kind == "never_read" else {}
             for index in range(getattr(self.mix, kind)):
                 step = getattr(self, kind)
                 task = asyncio.create_task(self.forever(kind, index, step, **options))

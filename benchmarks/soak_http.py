@@ -53,51 +53,78 @@ class Response:
 
 
 class Conn:
-    """One client connection to the server under test."""
+    """One client connection to the server under test.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    Reading is a task that moves what the socket receives into a `StreamReader`, and writing
+    goes straight to the socket, so neither can hide the other's data: a failed write (the
+    server closed while the client was still sending) or a reset after the server's last
+    answer leaves every byte that did arrive readable, then an EOF. (asyncio's own streams
+    drop unread answers in both cases.) `ended` says how the reading ended.
+    """
+
+    def __init__(self, sock: socket.socket, *, read: bool = True, limit: int = 1 << 16) -> None:
+        self.sock = sock
+        self._loop = asyncio.get_running_loop()
+        self.reader = asyncio.StreamReader(limit=limit)
         self.closing = False  # a response said the server closes after it
+        self.ended = ""
+        # A client that never reads starts no reading task: the kernel's buffers fill up.
+        self._reading = asyncio.ensure_future(self._read()) if read else None
 
     @classmethod
     async def open(
-        cls, address: tuple[str, int], *, receive_buffer: int | None = None, limit: int = 1 << 16
+        cls, address: tuple[str, int], *, receive_buffer: int | None = None, read: bool = True
     ) -> Conn:
-        """Connect; `receive_buffer` shrinks SO_RCVBUF (a client that stops reading)."""
+        """Connect; `receive_buffer` shrinks SO_RCVBUF, `read=False` never reads."""
         sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if receive_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         sock.setblocking(False)
         try:
             await asyncio.get_running_loop().sock_connect(sock, address)
-            reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
         except BaseException:
             sock.close()
             raise
-        return cls(reader, writer)
+        return cls(sock, read=read)
+
+    async def _read(self) -> None:
+        try:
+            while data := await self._loop.sock_recv(self.sock, 1 << 16):
+                self.reader.feed_data(data)
+            self.ended = "EOF"
+        except OSError as exc:
+            self.ended = f"reset ({exc.strerror or exc})"
+        self.reader.feed_eof()
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        await self._loop.sock_sendall(self.sock, data)
+
+    def hang_up(self) -> None:
+        """Half-close: the server reads EOF, the client can still read its answers."""
+        with contextlib.suppress(OSError):  # the server may have closed already
+            self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.sock.fileno() < 0:
+            return
+        # Unregister now: the descriptor's number may be reused by the next connection
+        # before the cancelled reading task would get round to it.
+        self._loop.remove_reader(self.sock.fileno())
+        self._loop.remove_writer(self.sock.fileno())
+        if self._reading is not None:
+            self._reading.cancel()
+        self.sock.close()
 
     def reset(self) -> None:
         """Close with a TCP reset (SO_LINGER 0), as a crashing client would."""
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
 
     async def closed_by_server(self) -> bool:
         """Wait for the server's EOF (or reset); False if it sends bytes instead."""
-        try:
-            return await self.reader.read(1) == b""
-        except ConnectionError:
-            return True
+        return await self.reader.read(1) == b""
 
     # -- reading responses -------------------------------------------------------------------
 
@@ -106,12 +133,10 @@ class Conn:
             line = await self.reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             if not exc.partial:
-                raise ServerClosed("connection closed before a response") from None
-            raise Malformed(f"response cut short: {exc.partial[:80]!r}") from None
+                raise ServerClosed(f"closed before a response: {self.ended}") from None
+            raise Malformed(f"response cut short ({self.ended}): {exc.partial[:80]!r}") from None
         except asyncio.LimitOverrunError:
             raise Malformed("response line over 64 KiB") from None
-        except ConnectionError as exc:
-            raise ServerClosed(f"connection reset: {exc}") from None
         if not line.endswith(b"\r\n"):
             raise Malformed(f"line not ended by CRLF: {line[:80]!r}")
         return line
@@ -120,9 +145,8 @@ class Conn:
         try:
             return await self.reader.readexactly(size)
         except asyncio.IncompleteReadError as exc:
-            raise Malformed(f"body cut short after {len(exc.partial)} of {size} bytes") from None
-        except ConnectionError as exc:
-            raise ServerClosed(f"connection reset mid-body: {exc}") from None
+            cut = f"{len(exc.partial)} of {size} bytes"
+            raise Malformed(f"body cut short after {cut} ({self.ended})") from None
 
     async def head(self) -> Response:
         """The status line and header section of the next response (1xx included)."""
@@ -179,10 +203,9 @@ class Conn:
             response.body = await self._exactly(int(length))
         else:
             response.framing = "close"
-            try:
-                response.body = await self.reader.read()
-            except ConnectionError as exc:
-                raise ServerClosed(f"connection reset mid-body: {exc}") from None
+            response.body = await self.reader.read()
+            if self.ended != "EOF":  # a reset: the body may have been cut anywhere
+                raise Malformed(f"close-delimited body ended by a {self.ended}")
 
     async def response(self, *, head: bool = False) -> Response:
         """The next final response, whole; interim (1xx) responses are skipped."""
