@@ -257,22 +257,7 @@ class WSGIBridge:
             if self._prepare is not None:
                 self._prepare(environ)
             result = self.app(environ, exchange.start_response)
-            if (
-                type(result) is list
-                and len(result) == 1
-                and exchange.status is not None
-                and not exchange.headers_sent
-            ):
-                exchange.send_single(result[0])
-            else:
-                span = result.sendfile_span() if type(result) is FileWrapper else None
-                if span is not None:
-                    exchange.send_file(span)
-                else:
-                    for chunk in result:
-                        if chunk:
-                            exchange.write(chunk)
-                    exchange.finish()
+            _send(exchange, result)
         except Exception as exc:
             ok = False
             self._fail(exchange, exc)
@@ -316,6 +301,31 @@ class WSGIBridge:
             log.debug("could not send the %d answer: %s", status, send_exc)
             return
         exchange.bytes_sent = len(body)
+
+
+def _send(exchange: Exchange, result: Iterable[bytes]) -> None:
+    """Send what the application returned: one send for a one-element list, `os.sendfile`
+    for a file wrapper over a regular file, else piece by piece."""
+    if exchange.protocol_error is not None and not exchange.headers_sent:
+        # The body could not be read (the client's fault): whatever the app made of that, the
+        # client gets the 4xx, not an answer to a request it never finished.
+        raise exchange.protocol_error
+    if (
+        type(result) is list
+        and len(result) == 1
+        and exchange.status is not None
+        and not exchange.headers_sent
+    ):
+        exchange.send_single(result[0])
+        return
+    span = result.sendfile_span() if type(result) is FileWrapper else None
+    if span is not None:
+        exchange.send_file(span)
+        return
+    for chunk in result:
+        if chunk:
+            exchange.write(chunk)
+    exchange.finish()
 
 
 def _refusal(error: ProtocolError | None) -> tuple[int, str]:

@@ -3,6 +3,7 @@ client may do mid-answer, and how bodies are read and files sent."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -248,3 +249,18 @@ def test_a_client_half_closing_mid_request_gets_no_answer() -> None:
         client.send(b"GET / HT")
         client.sock.shutdown(socket.SHUT_WR)
         assert client.rfile.read() == b""  # nobody is listening for a 400: just closed
+
+
+def test_a_body_that_stops_coming_is_a_408_even_if_the_app_swallows_the_error() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        # A framework may turn any read error into an answer of its own.
+        with contextlib.suppress(Exception):
+            environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"not for a request that never arrived"]
+
+    with serving(app, io_timeout=0.3) as server, Client(server.port) as client:
+        client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        response = client.response()
+        assert response.status == 408 and response.header("Connection") == "close"
+        assert response.body == b"request body not received in time\n"
