@@ -41,6 +41,8 @@ from .wsgi import WSGIApp, WSGIBridge
 log = logging.getLogger("microwsgi.server")
 
 _ACCEPT_BATCH: Final = 64
+# Stale entries the deadline heap may hold beyond twice the open connections.
+_SPARE_DEADLINES: Final = 64
 _OUT_OF_DESCRIPTORS: Final = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -335,7 +337,22 @@ class Engine:
             self.close(channel)
             return
         channel.registered = True
-        heapq.heappush(self._deadlines, (channel.deadline, next(self._sequence), channel))
+        deadlines = self._deadlines
+        heapq.heappush(deadlines, (channel.deadline, next(self._sequence), channel))
+        if len(deadlines) > 2 * len(self._open) + _SPARE_DEADLINES:
+            self._drop_stale_deadlines()
+
+    def _drop_stale_deadlines(self) -> None:
+        # An entry goes stale when its connection is handed to a worker, registered again or
+        # closed; left until its deadline, it would keep the connection (socket, parser,
+        # last request) alive for up to the keep-alive timeout. Rebuilding the heap once it
+        # is twice the open connections costs O(1) per registration, amortised.
+        self._deadlines = [
+            entry
+            for entry in self._deadlines
+            if entry[2].registered and entry[2].deadline == entry[0]
+        ]
+        heapq.heapify(self._deadlines)
 
     def _dispatch(self, channel: Channel) -> None:
         self._selector.unregister(channel.sock)

@@ -111,9 +111,10 @@ class EpollWorkers:
         channel = self._wait()
         while channel is not None:
             turn = serve(channel)
+            ending = stopping.is_set()
             if turn is Turn.CLOSE:
                 owner.close(channel)
-            elif stopping.is_set():
+            elif ending:
                 owner.hand_back(channel)
             elif turn is Turn.READY:
                 channel = self._take(requeue=channel)
@@ -122,7 +123,7 @@ class EpollWorkers:
                 self._park(channel, wake=False)
             # While another worker is busy too, leave the work to it: fewer threads taking
             # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
-            retire = self._busy > 1 or stopping.is_set()
+            retire = ending or self._busy > 1
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)

@@ -1,6 +1,7 @@
-"""The `live` fixture: the server under test for the suites that talk to it over sockets.
+"""Fixtures for the server tests: `start_engine` (an engine on a free port, stopped afterwards)
+and `live`, the server under test for the suites that talk to it over sockets.
 
-Each test that takes it runs twice: against the built-in server (`DevServer`, in this process)
+Each test that takes `live` runs twice: against the built-in server (`DevServer`, in this process)
 and against a real gunicorn running microwsgi's worker class (marked e2e), so the socket-level
 behaviour (keep-alive, pipelining, chunked bodies, 100-continue, limits, smuggling shapes,
 timeouts, disconnects) is proven for both. Applications are named (tests/server/live_apps.py);
@@ -13,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import live_apps
 import pytest
 from gunicorn_process import PLAIN_CONFIG, Gunicorn
-from server_live import LiveServer, StartLive, serving
+from server_live import LiveServer, StartEngine, StartLive, listening, running, serving
+
+from microwsgi.server import Engine, Hooks, ServerConfig
 
 HERE = Path(__file__).resolve().parent
 WORKER = "microwsgi.workers.Worker"
@@ -30,6 +33,31 @@ WORKER_VARIABLES = {
     "io_timeout": "MICROWSGI_IO_TIMEOUT",
     "max_body_size": "MICROWSGI_MAX_BODY_SIZE",
 }
+
+
+@pytest.fixture
+def start_engine() -> Iterator[StartEngine]:
+    """`start_engine(app, hooks=None, multiplex=None, trace=None, **options)` -> (engine,
+    port): an engine serving `app` from a thread on a free 127.0.0.1 port, stopped (and
+    waited for) when the test ends. `trace` becomes its workers' `trace_for_tests`."""
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            app: Any,
+            *,
+            hooks: Hooks | None = None,
+            multiplex: bool | None = None,
+            trace: Callable[..., object] | None = None,
+            **options: Any,
+        ) -> tuple[Engine, int]:
+            sock = listening()
+            options.setdefault("access_log", False)
+            engine = Engine(app, [sock], ServerConfig(**options), hooks, multiplex=multiplex)
+            engine.workers.trace_for_tests = trace  # type: ignore[attr-defined]
+            stack.enter_context(running(engine))
+            return engine, sock.getsockname()[1]
+
+        yield start
 
 
 def gunicorn_settings(options: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, str], int]:

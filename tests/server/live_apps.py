@@ -11,6 +11,7 @@ directory by the `live` fixture, conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -365,6 +366,14 @@ def failing_close_app(environ: dict[str, Any], start_response: Callable[..., Any
 def environ_key_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
     """?key=K: answers with the environ's value for K."""
     return text(start_response, str(environ.get(query(environ)["key"])).encode())
+
+
+@named("swallows-read-errors")
+def swallows_read_errors_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    """Turns a failed read of the body into an answer of its own, as a framework may."""
+    with contextlib.suppress(Exception):
+        environ["wsgi.input"].read()
+    return text(start_response, b"not for a request that never arrived")
 
 
 @named("big")

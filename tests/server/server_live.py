@@ -26,6 +26,10 @@ WAIT = 10.0  # a guard against hanging in tests that wait for events, never asse
 
 HAS_IPV6 = has_ipv6_loopback()
 
+# The `start_engine` fixture (conftest.py): (app, hooks=, multiplex=, trace=, **options) ->
+# (engine, port).
+StartEngine = Callable[..., tuple[Engine, int]]
+
 
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     body = b'{"message": "hello"}'

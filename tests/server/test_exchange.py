@@ -16,6 +16,7 @@ from server_live import Client, StartLive, get, serving
 from microwsgi.server import exchange
 
 BIG = 20 * 1024 * 1024
+IO_TIMEOUT = 0.3  # io_timeout where a test needs one
 
 
 def simple(body: bytes = b"ok", headers: list[tuple[str, str]] | None = None) -> Any:
@@ -131,7 +132,7 @@ def test_a_client_that_stops_reading_costs_one_io_timeout(
     live: StartLive, kind: str, tmp_path: Path
 ) -> None:
     big = _sparse_file(tmp_path / "big.bin")
-    server = live("big", io_timeout=0.2)
+    server = live("big", io_timeout=IO_TIMEOUT)
     with Client(server.port) as stuck:
         stuck.send(get(f"/{kind}?path={big}"))  # and never read the answer
         server.logged("client went away")
@@ -154,3 +155,14 @@ def test_a_client_half_closing_mid_request_gets_no_answer(live: StartLive) -> No
         client.send(b"GET / HT")
         client.sock.shutdown(socket.SHUT_WR)
         assert client.rfile.read() == b""  # nobody is listening for a 400: just closed
+
+
+def test_a_body_that_stops_coming_is_a_408_even_if_the_app_swallows_the_error(
+    live: StartLive,
+) -> None:
+    # A framework may turn any read error into an answer of its own: this app does.
+    with Client(live("swallows-read-errors", io_timeout=IO_TIMEOUT).port) as client:
+        client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        response = client.response()
+        assert response.status == 408 and response.header("Connection") == "close"
+        assert response.body == b"request body not received in time\n"

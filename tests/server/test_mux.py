@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from server_live import WAIT, App, Client, get, listening, pipeline, port_of, running
+from server_live import WAIT, App, Client, StartEngine, get, pipeline, port_of
 
-from microwsgi.server import Engine, ServerConfig, mux
+from microwsgi.server import Engine, mux
 from microwsgi.server.channel import Channel
 from microwsgi.server.protocol.connection import Connection
 from microwsgi.server.worker import Turn
@@ -62,25 +62,16 @@ def long_hold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine() -> Iterator[Callable[..., tuple[Engine, Trace, int]]]:
-    """Start an engine with multiplexing workers and a trace; stopped at the end."""
-    contexts: list[Any] = []
+def engine(start_engine: StartEngine) -> Callable[..., tuple[Engine, Trace, int]]:
+    """Start an engine with multiplexing workers and a trace (stopped at the end)."""
 
     def start(app: Any, **options: Any) -> tuple[Engine, Trace, int]:
-        sock = listening()
-        options.setdefault("access_log", False)
-        started = Engine(app, [sock], ServerConfig(**options), multiplex=True)
-        assert isinstance(started.workers, mux.EpollWorkers)
         trace = Trace()
-        started.workers.trace_for_tests = trace
-        context = running(started)
-        context.__enter__()
-        contexts.append(context)
-        return started, trace, sock.getsockname()[1]
+        started, port = start_engine(app, multiplex=True, trace=trace, **options)
+        assert isinstance(started.workers, mux.EpollWorkers)
+        return started, trace, port
 
-    yield start
-    for context in reversed(contexts):
-        context.__exit__(None, None, None)
+    return start
 
 
 def test_a_pipelining_client_gives_way_after_its_turn(

@@ -9,27 +9,15 @@ that direction is not checked here but in the corpus itself.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from gunicorn.config import Config
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.parser import RequestParser
-from test_protocol import replay
+from test_protocol import CASES, replay
 
 from microwsgi.server.protocol.events import Limits
-
-CORPUS = Path(__file__).parent / "corpus"
-
-
-def _cases() -> list[Any]:
-    params = []
-    for path in sorted(CORPUS.glob("*.json")):
-        for case in json.loads(path.read_text("utf-8"))["cases"]:
-            params.append(pytest.param(case, id=f"{path.stem}/{case['name']}"))
-    return params
 
 
 def gunicorn_reads(raw: bytes) -> tuple[list[tuple[str, str]], Exception | None]:
@@ -49,7 +37,7 @@ def gunicorn_reads(raw: bytes) -> tuple[list[tuple[str, str]], Exception | None]
     return seen, None
 
 
-@pytest.mark.parametrize("case", _cases())
+@pytest.mark.parametrize("case", CASES)
 def test_what_gunicorn_refuses_we_refuse_and_what_both_read_is_the_same(
     case: dict[str, Any],
 ) -> None:

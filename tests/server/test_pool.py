@@ -1,15 +1,16 @@
 """The portable worker strategy (microwsgi.server.pool), where epoll is missing, over sockets.
 
-Linux runs the multiplexing workers; these tests force the pool so that its paths run too:
-keep-alive and pipelining, a pipelining client giving way after its turn, the header timeout
-while a worker waits on its connection, and a graceful stop.
+Linux runs the multiplexing workers; these tests force the pool so that its paths run too: a
+pipelining client giving way after its turn, the header timeout while a worker waits on its
+connection, and a graceful stop (keep-alive and pipelining on both strategies are in
+test_loop.py).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,16 +18,14 @@ from server_live import (
     WAIT,
     App,
     Client,
-    echo_app,
+    StartEngine,
     get,
     hello_app,
-    listening,
     pipeline,
     port_of,
-    running,
 )
 
-from microwsgi.server import Engine, ServerConfig
+from microwsgi.server import Engine
 from microwsgi.server.channel import Channel
 from microwsgi.server.pool import PoolWorkers
 
@@ -49,41 +48,16 @@ class Queued:
 
 
 @pytest.fixture
-def pool() -> Iterator[Callable[..., tuple[Engine, Queued, int]]]:
-    contexts: list[Any] = []
+def pool(start_engine: StartEngine) -> Callable[..., tuple[Engine, Queued, int]]:
+    """Start an engine with the portable workers and their trace (stopped at the end)."""
 
     def start(app: Any, **options: Any) -> tuple[Engine, Queued, int]:
-        sock = listening()
-        options.setdefault("access_log", False)
-        engine = Engine(app, [sock], ServerConfig(**options), multiplex=False)
-        assert isinstance(engine.workers, PoolWorkers)
         queued = Queued()
-        engine.workers.trace_for_tests = queued
-        context = running(engine)
-        context.__enter__()
-        contexts.append(context)
-        return engine, queued, sock.getsockname()[1]
+        engine, port = start_engine(app, multiplex=False, trace=queued, **options)
+        assert isinstance(engine.workers, PoolWorkers)
+        return engine, queued, port
 
-    yield start
-    for context in reversed(contexts):
-        context.__exit__(None, None, None)
-
-
-def test_keep_alive_and_pipelining_on_several_connections(
-    pool: Callable[..., tuple[Engine, Queued, int]],
-) -> None:
-    _, _, port = pool(echo_app, threads=2)
-    clients = [Client(port) for _ in range(4)]
-    try:
-        for round_ in range(3):
-            for index, client in enumerate(clients):
-                client.send(get(f"/{index}/{round_}a") + get(f"/{index}/{round_}b"))
-            for index, client in enumerate(clients):
-                paths = [client.response().header("X-Path") for _ in range(2)]
-                assert paths == [f"/{index}/{round_}a", f"/{index}/{round_}b"]
-    finally:
-        for client in clients:
-            client.close()
+    return start
 
 
 def test_a_pipelining_client_gives_way_after_its_turn(

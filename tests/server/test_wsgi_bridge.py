@@ -8,7 +8,6 @@ against gunicorn with microwsgi's worker (the `live` fixture, its apps in live_a
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from server_live import Client, StartLive, get, serving
 
 from microwsgi.server import exchange
-from microwsgi.server.wsgi import input_stream
+from microwsgi.server.wsgi import InputStream
 
 
 def environ_for(live: StartLive, raw: bytes) -> dict[str, Any]:
@@ -157,9 +156,9 @@ def test_http_1_0_protocol(live: StartLive) -> None:
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
-def body_reader(body: bytes, piece: int = 3) -> io.BufferedReader:
+def body_reader(body: bytes, piece: int = 3) -> InputStream:
     pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
-    return input_stream(lambda: pieces.pop(0) if pieces else b"")
+    return InputStream(lambda: pieces.pop(0) if pieces else b"")
 
 
 def test_input_stream_is_bounded_and_line_oriented() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..._http import TOKEN_RE, parse_content_length, reason_phrase
 from .body import ChunkedReader, LengthReader
@@ -21,17 +22,15 @@ from .events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
-    Data,
     EndOfMessage,
-    Event,
-    Limits,
     ProtocolError,
-    RequestHead,
-    Sentinel,
 )
 from .fields import build_request_head
 from .grammar import tokens
 from .head import HeadReader
+
+if TYPE_CHECKING:
+    from .events import Data, Event, Limits, RequestHead, Sentinel
 
 _FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length"))
 
