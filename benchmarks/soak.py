@@ -10,7 +10,8 @@ connection (several tries), for an answer on every idle connection, and, with
 must be answered, then exit status 0. tests/soak/ calls `run_soak` and asserts on the
 `SoakResult`.
 
-    python -m benchmarks.soak --seconds 120 --targets microwsgi,waitress,gunicorn-gthread
+    python -m benchmarks.soak --seconds 120 \
+        --targets microwsgi,waitress,gunicorn-gthread,gunicorn-microwsgi
 
 runs the same soak against each target in turn (`soak_targets.py`) and prints the figures;
 `--write` also puts them in `benchmarks/RESULTS.md`, in the section `soak_report.py` renders.
@@ -276,7 +277,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.soak",
         description="Mixed-traffic soak against each target in turn (wrap it in flock).",
     )
-    parser.add_argument("--targets", default="microwsgi,waitress,gunicorn-gthread")
+    parser.add_argument(
+        "--targets", default="microwsgi,waitress,gunicorn-gthread,gunicorn-microwsgi"
+    )
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

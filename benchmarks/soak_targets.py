@@ -40,7 +40,8 @@ class Settings:
     threads: int = 8
     # Idle keep-alive connections must outlive the soak: they are checked at its end.
     idle_timeout: float = 3600.0
-    # microwsgi only (the live fuzz shortens it so incomplete heads end in 408 quickly).
+    # microwsgi's, and its gunicorn worker's (the live fuzz shortens it so incomplete heads
+    # end in 408 quickly).
     header_timeout: float | None = None
 
 
@@ -207,20 +208,25 @@ def start_waitress(workdir: Path, settings: Settings) -> RunningServer:
     )
 
 
-def start_gunicorn_gthread(workdir: Path, settings: Settings) -> RunningServer:
-    """gunicorn's gthread worker, one process; the worker is what gets sampled."""
+def _start_gunicorn(
+    name: str, worker_class: str, workdir: Path, settings: Settings, *more: str
+) -> RunningServer:
+    """gunicorn with one worker of `worker_class`; the worker is what gets sampled."""
     keepalive = str(int(settings.idle_timeout))
+    options = (
+        *("--keep-alive", keepalive, "--worker-class", worker_class),
+        *("--workers", "1", "--threads", str(settings.threads), *more),
+    )
 
     def command(fd: int) -> list[str]:
         return [
             *(sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--chdir", str(REPO_ROOT)),
-            *("--log-level", "warning", "--graceful-timeout", "20", "--keep-alive", keepalive),
-            *("--worker-class", "gthread", "--workers", "1", "--threads", str(settings.threads)),
+            *("--log-level", "warning", "--graceful-timeout", "20", *options),
             APP,
         ]
 
-    about = f"gunicorn gthread, -w 1 --threads {settings.threads} --keep-alive {keepalive}"
-    server = _on_socket("gunicorn-gthread", workdir, settings, command, about)
+    about = f"gunicorn {' '.join(options)}"
+    server = _on_socket(name, workdir, settings, command, about)
     workers = _worker_pids(server.proc.pid)
     if len(workers) != 1:
         server.stop()
@@ -229,16 +235,33 @@ def start_gunicorn_gthread(workdir: Path, settings: Settings) -> RunningServer:
     return server
 
 
+def start_gunicorn_gthread(workdir: Path, settings: Settings) -> RunningServer:
+    """gunicorn's gthread worker, one process."""
+    return _start_gunicorn("gunicorn-gthread", "gthread", workdir, settings)
+
+
+def start_gunicorn_microwsgi(workdir: Path, settings: Settings) -> RunningServer:
+    """gunicorn with microwsgi's worker class (microwsgi.workers.Worker), one process."""
+    more = []
+    if settings.header_timeout is not None:
+        more = ["--env", f"MICROWSGI_HEADER_TIMEOUT={settings.header_timeout}"]
+    return _start_gunicorn(
+        "gunicorn-microwsgi", "microwsgi.workers.Worker", workdir, settings, *more
+    )
+
+
 TARGETS: dict[str, Callable[[Path, Settings], RunningServer]] = {
     "microwsgi": start_microwsgi,
     "waitress": start_waitress,
     "gunicorn-gthread": start_gunicorn_gthread,
+    "gunicorn-microwsgi": start_gunicorn_microwsgi,
 }
 
 
 def unavailable(name: str) -> str | None:
     """Why target `name` cannot run on this machine (a Python package is missing), or None."""
-    package = {"waitress": "waitress", "gunicorn-gthread": "gunicorn"}.get(name)
+    packages = {"waitress": "waitress", "gunicorn-gthread": "gunicorn"}
+    package = packages.get(name, "gunicorn" if name.startswith("gunicorn") else None)
     if package is not None and importlib.util.find_spec(package) is None:
         return f"{package} is not installed (pip install {package})"
     return None

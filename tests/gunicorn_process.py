@@ -223,3 +223,13 @@ class Gunicorn:
         """SIGTERM: graceful (requests in flight finish); SIGQUIT: quick."""
         assert self.proc is not None
         return stop_group(self.proc, sig)
+
+
+def stop_all(servers: Sequence[Gunicorn]) -> None:
+    """Stop several at once: all are asked first, so their graceful stops overlap."""
+    running = [server for server in servers if server.proc is not None]
+    for server in running:
+        with contextlib.suppress(ProcessLookupError):
+            server.send_signal(signal.SIGTERM)
+    for server in running:
+        server.stop()

@@ -17,6 +17,7 @@ from e2e_support import (
     render_site,
     self_signed_certificate,
 )
+from gunicorn_process import stop_all
 
 
 @pytest.fixture
@@ -51,9 +52,7 @@ def module_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
         return started[key]
 
     yield start
-    for instance in started.values():
-        if instance.proc is not None:
-            instance.stop()
+    stop_all(list(started.values()))
 
 
 @pytest.fixture

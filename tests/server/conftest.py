@@ -20,7 +20,7 @@ from typing import Any
 
 import live_apps
 import pytest
-from gunicorn_process import PLAIN_CONFIG, Gunicorn
+from gunicorn_process import PLAIN_CONFIG, Gunicorn, stop_all
 from server_live import LiveServer, StartEngine, StartLive, listening, running, serving
 
 from microwsgi.server import Engine, Hooks, ServerConfig
@@ -78,9 +78,7 @@ def gunicorn_settings(options: dict[str, Any]) -> tuple[tuple[str, ...], dict[st
 def shared_gunicorns() -> Iterator[dict[str, tuple[Gunicorn, Path]]]:
     started: dict[str, tuple[Gunicorn, Path]] = {}
     yield started
-    for server, _ in started.values():
-        if server.proc is not None:
-            server.stop()
+    stop_all([server for server, _ in started.values()])
 
 
 @pytest.fixture(params=["builtin", pytest.param("gunicorn", marks=pytest.mark.e2e)])

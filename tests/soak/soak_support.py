@@ -22,7 +22,7 @@ from benchmarks.soak_targets import RunningServer  # noqa: E402
 from microwsgi.server import DevServer  # noqa: E402
 
 # The servers the soak and the live fuzz run against: a name of `soak_targets.TARGETS`.
-SOAK_TARGETS = ["microwsgi"]
+SOAK_TARGETS = ["microwsgi", "gunicorn-microwsgi"]
 
 StartServer = Callable[..., RunningServer]
 
