@@ -111,7 +111,7 @@ def refusal(cfg: Config, environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def warnings(cfg: Config) -> list[str]:
+def ignored_settings(cfg: Config) -> list[str]:
     """One line for each setting in `cfg` that this worker does not honour."""
     defaults = Config()
     return [
@@ -208,7 +208,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         problem = refusal(cfg, os.environ)
         if problem is not None:
             raise RuntimeError(problem)  # gunicorn prints it as one line and exits 1
-        for line in warnings(cfg):
+        for line in ignored_settings(cfg):
             log.warning(line)
 
     def init_process(self) -> None:
@@ -299,8 +299,9 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.notify()
 
     def healthy(self) -> bool:
-        """False when every thread has been inside one request for longer than the timeout:
-        the arbiter then kills the worker (after its own timeout) and starts a fresh one."""
+        """False when every thread has been inside one request for longer than `timeout`
+        (half gunicorn's): the notifications stop, and the arbiter kills the worker once its
+        own timeout has passed without one, and starts a fresh one."""
         if not self.timeout:
             return True
         since = time.monotonic() - self.timeout

@@ -16,9 +16,9 @@ from microwsgi.workers import (
     NOT_HONOURED,
     OWN_OPTIONS,
     UNLIMITED_TARGET,
+    ignored_settings,
     refusal,
     server_config,
-    warnings,
 )
 
 
@@ -109,8 +109,8 @@ def test_a_sound_config_is_not_refused() -> None:
 
 
 def test_every_ignored_setting_is_warned_about_when_set_and_only_then() -> None:
-    assert warnings(config()) == []
-    said = warnings(config(http_protocols="h1,h2", proxy_protocol="v2"))
+    assert ignored_settings(config()) == []
+    said = ignored_settings(config(http_protocols="h1,h2", proxy_protocol="v2"))
     assert said == [
         "http_protocols = ['h1', 'h2'] is ignored by microwsgi.workers.Worker: "
         + NOT_HONOURED["http_protocols"],
