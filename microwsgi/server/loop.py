@@ -7,8 +7,9 @@ thread), the deadlines of idle connections (the header timeout answers 408, the 
 timeout closes silently), the embedder's periodic `tick`, and a graceful stop: stop
 accepting, close idle connections (or, with `keepalive_on_stop`, keep them that long for a
 request already on its way, answered with `Connection: close`), let in-flight requests finish
-for at most `shutdown_timeout`. When a connection becomes readable the loop hands it to the workers
-(``mux.py`` on Linux, ``pool.py`` elsewhere), which answer it (``worker.py``) and give it back.
+for at most `shutdown_timeout`. When a connection becomes readable the loop hands it to the
+workers (``mux.py`` on Linux, ``pool.py`` elsewhere), which answer it (``worker.py``) and give
+it back.
 
 The engine binds nothing and installs no signal handler: `DevServer` (``devserver.py``) does
 both for the development server, and a gunicorn worker does its own.
