@@ -97,22 +97,23 @@ def test_serves_a_flask_app(gunicorn: StartGunicorn, tmp_path: Path) -> None:
 
 
 def test_a_failing_app_is_a_500_and_its_traceback_is_in_the_error_log_once(
-    gunicorn: StartGunicorn,
+    module_gunicorn: StartGunicorn,
 ) -> None:
-    app = gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
+    app = module_gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
+    before = len(app.log())
     pid = fetch(app.port, "/pid").body.split()[0]
     failed = fetch(app.port, "/boom")
     assert failed.status == 500 and b"a bug" not in failed.body
     assert fetch(app.port, "/pid").body.split()[0] == pid  # the same worker goes on
     app.wait_for_log("RuntimeError: a bug in a plain WSGI app")
-    log = app.log()
+    log = app.log()[before:]
     assert log.count("RuntimeError: a bug in a plain WSGI app") == 1
     assert log.count("Traceback (most recent call last)") == 1
     assert re.search(r"\[ERROR\] error handling GET /boom\n", log)  # gunicorn's format
 
 
-def test_wsgi_errors_writes_to_gunicorns_error_log(gunicorn: StartGunicorn) -> None:
-    app = gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
+def test_wsgi_errors_writes_to_gunicorns_error_log(module_gunicorn: StartGunicorn) -> None:
+    app = module_gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
     assert fetch(app.port, "/errors").status == 200
     app.wait_for_log("a line for wsgi.errors\n")
 
@@ -134,8 +135,8 @@ def test_ignored_settings_are_warned_about_at_boot_one_line_each(
     assert len(warnings) == len(IGNORED_VALUES)
 
 
-def test_default_settings_draw_no_warning(gunicorn: StartGunicorn) -> None:
-    app = gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
+def test_default_settings_draw_no_warning(module_gunicorn: StartGunicorn) -> None:
+    app = module_gunicorn("wsgi_app:app", worker_class=WORKER, config=PLAIN)
     assert "[WARNING]" not in app.log()
 
 

@@ -226,7 +226,8 @@ def test_sigterm_stops_accepting_closes_idle_finishes_in_flight_and_exits_0(
         requests = held(app.port)
         requests.send("a")
         app.send_signal(signal.SIGTERM)
-        assert reader.read() == b""  # the idle connection is closed (within gthread's 2 s)
+        # The idle connection is closed (after gthread's 2 s for a request on its way).
+        assert reader.read() == b""
         wait_until(lambda: not_accepting(app.port), WAIT, "the listener to close")
         requests.release("a")
         answer = requests.answer("a")

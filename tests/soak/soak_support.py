@@ -23,6 +23,9 @@ from microwsgi.server import DevServer  # noqa: E402
 
 # The servers the soak and the live fuzz run against: a name of `soak_targets.TARGETS`.
 SOAK_TARGETS = ["microwsgi", "gunicorn-microwsgi"]
+# Each target's share of --soak-seconds and --fuzz-seconds. gunicorn's worker runs the dev
+# server's engine, soaked and fuzzed in full already: its own run checks the adapter around it.
+SHARE = {"microwsgi": 1.0, "gunicorn-microwsgi": 0.25}
 
 StartServer = Callable[..., RunningServer]
 

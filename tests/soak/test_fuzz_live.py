@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from soak_support import SOAK_TARGETS, StartServer
+from soak_support import SHARE, SOAK_TARGETS, StartServer
 
 from benchmarks.soak_http import Conn, Malformed, Response, ServerClosed
 from benchmarks.soak_targets import RunningServer
@@ -266,7 +266,7 @@ def test_mutated_requests_never_break_the_live_server(
     server = start_server(target, header_timeout=HEADER_TIMEOUT)
     seed = pytestconfig.getoption("--fuzz-seed")
     seed = random.randrange(1 << 32) if seed is None else seed
-    run = asyncio.run(_fuzz(server, fuzz_seconds, seed))
+    run = asyncio.run(_fuzz(server, fuzz_seconds * SHARE[target], seed))
     summary = (
         f"seed {seed}: {run.cases} cases in {run.batches} batches; statuses of the whole"
         f" sends (0: no answer) {dict(sorted(run.statuses.items()))}"

@@ -10,7 +10,7 @@ Each test below asserts one thing about that run, so a failure names what went w
 from __future__ import annotations
 
 import pytest
-from soak_support import SOAK_TARGETS, StartServer
+from soak_support import SHARE, SOAK_TARGETS, StartServer
 
 from benchmarks.soak import SoakResult, run_soak
 from benchmarks.soak_clients import KINDS, Mix
@@ -32,9 +32,6 @@ FD_SLACK = 64
 # (--soak-seconds 600).
 RSS_GROWTH_MIB = 32
 FRESH_REQUEST_MS = 100.0
-# Each target's share of --soak-seconds. gunicorn's worker runs the dev server's engine, soaked
-# in full already: its own soak checks the adapter around it, in a third of the time.
-SHARE = {"microwsgi": 1.0, "gunicorn-microwsgi": 1 / 3}
 
 
 @pytest.fixture(scope="module", params=SOAK_TARGETS)
