@@ -55,17 +55,9 @@ def module_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     stop_all(list(started.values()))
 
 
-@pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
-    """Start nginx with a site rendered from the shipped deploy/nginx.conf.
-
-    With `tls=True` the site also gets what certbot would add: a TLS listener and a certificate.
-    """
-    nginx_binary()  # skip (or fail under CI) before any backend is started for nothing
-    started: list[Nginx] = []
-
+def _nginx_starter(directory: Callable[[str], Path], started: list[Nginx]) -> Callable[..., Nginx]:
     def start(upstreams: list[str], tls: bool = False) -> Nginx:
-        root = tmp_path / f"nginx{len(started)}"
+        root = directory(f"nginx{len(started)}")
         static = root / "static"
         static.mkdir(parents=True)
         (static / "hello.txt").write_text("served by nginx\n")
@@ -86,7 +78,31 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
         started.append(instance)
         return instance.start()
 
-    yield start
+    return start
+
+
+def _stop_nginx(started: list[Nginx]) -> None:
     for instance in started:
         if instance.proc is not None:
             instance.stop()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
+    """Start nginx with a site rendered from the shipped deploy/nginx.conf.
+
+    With `tls=True` the site also gets what certbot would add: a TLS listener and a certificate.
+    """
+    nginx_binary()  # skip (or fail under CI) before any backend is started for nothing
+    started: list[Nginx] = []
+    yield _nginx_starter(lambda name: tmp_path / name, started)
+    _stop_nginx(started)
+
+
+@pytest.fixture(scope="module")
+def module_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Nginx]]:
+    """Like `nginx`, for a site that serves the whole module."""
+    nginx_binary()
+    started: list[Nginx] = []
+    yield _nginx_starter(lambda name: tmp_path_factory.mktemp(name, numbered=True), started)
+    _stop_nginx(started)

@@ -29,32 +29,50 @@ class Stack:
     backends: dict[str, Gunicorn]
 
 
-@pytest.fixture(params=["gthread", "microwsgi.workers.Worker"], ids=["gthread", "microwsgi"])
-def stack(
-    request: pytest.FixtureRequest,
+@pytest.fixture(
+    scope="module", params=["gthread", "microwsgi.workers.Worker"], ids=["gthread", "microwsgi"]
+)
+def worker_class(request: pytest.FixtureRequest) -> str:
+    """The backends' worker class, which the shipped gunicorn.conf.py takes from
+    MICROWSGI_WORKER_CLASS, as a deployment would set it."""
+    return str(request.param)
+
+
+def start_stack(
+    worker_class: str,
     gunicorn: Callable[..., Gunicorn],
     nginx: Callable[..., Nginx],
-) -> Callable[..., Stack]:
-    """nginx in front of two backends whose worker class the shipped gunicorn.conf.py takes
-    from MICROWSGI_WORKER_CLASS, as a deployment would set it."""
+    tls: bool,
+) -> Stack:
+    env = {"MICROWSGI_WORKER_CLASS": worker_class, "TRUSTED_PROXIES": "1"}
+    backends = {
+        name: gunicorn(
+            "backend_app:server", worker_class=None, threads=None, env={**env, "BACKEND_ID": name}
+        )
+        for name in ("a", "b")
+    }
+    for backend in backends.values():
+        assert f"Using worker: {worker_class}" in backend.log()
+    upstreams = [f"127.0.0.1:{backend.port}" for backend in backends.values()]
+    return Stack(nginx(upstreams, tls=tls), backends)
 
-    def start(tls: bool = False) -> Stack:
-        env = {"MICROWSGI_WORKER_CLASS": request.param, "TRUSTED_PROXIES": "1"}
-        backends = {
-            name: gunicorn(
-                "backend_app:server",
-                worker_class=None,
-                threads=None,
-                env={**env, "BACKEND_ID": name},
-            )
-            for name in ("a", "b")
-        }
-        for backend in backends.values():
-            assert f"Using worker: {request.param}" in backend.log()
-        upstreams = [f"127.0.0.1:{backend.port}" for backend in backends.values()]
-        return Stack(nginx(upstreams, tls=tls), backends)
 
-    return start
+@pytest.fixture(scope="module")
+def stack(
+    worker_class: str,
+    module_gunicorn: Callable[..., Gunicorn],
+    module_nginx: Callable[..., Nginx],
+) -> Stack:
+    """One stack, TLS included, shared by the tests that leave it as they found it."""
+    return start_stack(worker_class, module_gunicorn, module_nginx, tls=True)
+
+
+@pytest.fixture
+def own_stack(
+    worker_class: str, gunicorn: Callable[..., Gunicorn], nginx: Callable[..., Nginx]
+) -> Stack:
+    """A stack of the test's own, for a test that stops a backend."""
+    return start_stack(worker_class, gunicorn, nginx, tls=False)
 
 
 def test_shipped_site_is_valid_as_it_is(tmp_path: Path) -> None:
@@ -63,10 +81,8 @@ def test_shipped_site_is_valid_as_it_is(tmp_path: Path) -> None:
     run_checked(site.command("-t"), "nginx -t on deploy/nginx.conf as shipped")
 
 
-def test_requests_reach_both_backends_over_kept_alive_connections(
-    stack: Callable[..., Stack],
-) -> None:
-    proxy = stack().nginx
+def test_requests_reach_both_backends_over_kept_alive_connections(stack: Stack) -> None:
+    proxy = stack.nginx
     answers = [fetch(proxy.port, "/id") for _ in range(8)]
     assert {a.status for a in answers} == {200}
     ports: dict[str, list[str]] = {"a": [], "b": []}
@@ -80,8 +96,8 @@ def test_requests_reach_both_backends_over_kept_alive_connections(
         assert len(set(seen)) < len(seen), ports
 
 
-def test_forwarded_headers_reach_the_app_and_spoofing_fails(stack: Callable[..., Stack]) -> None:
-    proxy = stack().nginx
+def test_forwarded_headers_reach_the_app_and_spoofing_fails(stack: Stack) -> None:
+    proxy = stack.nginx
     # The client connects from 127.0.0.3, nginx reaches the backends from 127.0.0.1, and the
     # client tries to pass itself off as 203.0.113.9.
     headers = {"Host": "shop.example.test", "X-Forwarded-For": "203.0.113.9"}
@@ -95,8 +111,8 @@ def test_forwarded_headers_reach_the_app_and_spoofing_fails(stack: Callable[...,
     assert seen["url"] == f"http://shop.example.test:{proxy.port}/whoami?x=1"
 
 
-def test_tls_terminated_by_nginx_is_https_for_the_app(stack: Callable[..., Stack]) -> None:
-    proxy = stack(tls=True).nginx
+def test_tls_terminated_by_nginx_is_https_for_the_app(stack: Stack) -> None:
+    proxy = stack.nginx
     context = ssl.create_default_context(cafile=str(proxy.root / "cert.pem"))
     answer = fetch(proxy.tls_port, "/whoami", headers={"Host": "shop.example.test"}, tls=context)
     assert answer.status == 200
@@ -106,8 +122,8 @@ def test_tls_terminated_by_nginx_is_https_for_the_app(stack: Callable[..., Stack
     assert seen["remote_addr"] == "127.0.0.1"
 
 
-def test_static_files_are_served_by_nginx_alone(stack: Callable[..., Stack]) -> None:
-    started = stack()
+def test_static_files_are_served_by_nginx_alone(stack: Stack) -> None:
+    started = stack
     answer = fetch(started.nginx.port, "/static/hello.txt")
     assert (answer.status, answer.body) == (200, b"served by nginx\n")
     assert answer.headers["Content-Type"] == "text/plain"
@@ -122,8 +138,8 @@ def test_static_files_are_served_by_nginx_alone(stack: Callable[..., Stack]) -> 
     assert "/static/" not in logs()
 
 
-def test_stopping_one_backend_is_invisible_to_clients(stack: Callable[..., Stack]) -> None:
-    started = stack()
+def test_stopping_one_backend_is_invisible_to_clients(own_stack: Stack) -> None:
+    started = own_stack
     proxy, backend_a = started.nginx, started.backends["a"]
     answers: list[Response | BaseException] = []
     stopped = threading.Event()
