@@ -20,6 +20,7 @@ from benchmarks.apps import FRAMEWORKS
 from benchmarks.devserver_hook import run_devserver
 from benchmarks.inprocess import run_dispatch, run_scale
 from benchmarks.report import machine_info, render
+from benchmarks.soak_report import carry_section
 from benchmarks.wire import run_wire, wrk_path
 
 SECTIONS = ("dispatch", "scale", "wire", "devserver")
@@ -137,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = render(results)
     print(markdown)
     if not args.no_write:
-        args.output.write_text(markdown, encoding="utf-8")
+        # The soak (python -m benchmarks.soak) writes a section of its own: keep it.
+        args.output.write_text(carry_section(markdown, args.output), encoding="utf-8")
         _log(f"wrote {args.output}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

@@ -96,3 +96,15 @@ def call_wsgi() -> Callable[..., WSGICall]:
         return result
 
     return call
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Durations of the soak and the live fuzz in tests/soak/ (short in the normal run)."""
+    group = parser.getgroup("soak", "soak and live fuzz (tests/soak/)")
+    group.addoption("--soak-seconds", type=float, default=30.0, help="soak traffic (default 30)")
+    group.addoption("--fuzz-seconds", type=float, default=5.0, help="live fuzz (default 5)")
+    group.addoption("--fuzz-seed", type=int, default=None, help="live fuzz seed (default: random)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: long traffic against a live server (tests/soak/)")
