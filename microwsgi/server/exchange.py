@@ -200,33 +200,18 @@ class Exchange:
         status = self.status
         if status is None:
             raise AssertionError("the application did not call start_response()")
-        code = int(status[:3])
-        headers = list(self.headers)
-        has_length = has_date = has_server = False
-        for name, _ in headers:
-            lowered = name.lower()
-            if lowered == "content-length":
-                has_length = True
-            elif lowered == "date":
-                has_date = True
-            elif lowered == "server":
-                has_server = True
-        if not has_date:
-            headers.append(("Date", http_date()))
-        if not has_server:
-            headers.append(("Server", SERVER_SOFTWARE))
-        if (
-            length is not None
-            and not has_length
-            and code >= 200
-            and code not in (204, 304)
-            and not (self.is_head and length == 0)
-        ):
-            headers.append(("Content-Length", str(length)))
-        if self.close_after or self.stopping.is_set() or self._body_left_too_big():
-            self.close_after = True
-            headers.append(("Connection", "close"))
-        data = self.http.send_response(code, status[4:], headers, head=self.is_head)
+        close = self.close_after or self.stopping.is_set() or self._body_left_too_big()
+        data = self.http.send_response(
+            int(status[:3]),
+            status[4:],
+            self.headers,
+            head=self.is_head,
+            close=close,
+            length=length,
+            date=http_date(),
+            server=SERVER_SOFTWARE,
+        )
+        self.close_after = close
         self.headers_sent = True
         return data
 

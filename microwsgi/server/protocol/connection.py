@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Final
 
 from ..._http import TOKEN_RE, parse_content_length, reason_phrase
 from .body import ChunkedReader, LengthReader
@@ -35,7 +36,40 @@ from .head import HeadReader
 
 __all__ = ["Connection"]
 
-_FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length"))
+
+class _Field(enum.IntEnum):
+    """What a response field is to the framing: one that needs a look, or any other (0)."""
+
+    OTHER = 0
+    LENGTH = 1
+    CONNECTION = 2
+    TRANSFER_ENCODING = 3
+    DATE = 4
+    SERVER = 5
+
+
+_SPECIAL_FIELDS: Final = {
+    "content-length": _Field.LENGTH,
+    "connection": _Field.CONNECTION,
+    "transfer-encoding": _Field.TRANSFER_ENCODING,
+    "date": _Field.DATE,
+    "server": _Field.SERVER,
+}
+# PERF: response field names as applications spell them -> their kind, checked against the
+# token grammar once: one dict lookup per field instead of lower(), a set lookup and a regex.
+# Names come from applications, not clients, but the cache is bounded all the same.
+_FIELD_KINDS: dict[str, _Field] = {}
+_MAX_FIELD_KINDS: Final = 512
+
+
+def _field_kind(name: str) -> _Field:
+    """The kind of the response field `name`; ValueError when it is not a token."""
+    if not TOKEN_RE.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not a token")
+    kind = _SPECIAL_FIELDS.get(name.lower(), _Field.OTHER)
+    if len(_FIELD_KINDS) < _MAX_FIELD_KINDS:
+        _FIELD_KINDS[name] = kind
+    return kind
 
 
 class _In(enum.Enum):
@@ -63,14 +97,16 @@ class Connection:
         self._eof = False
         self._error: ProtocolError | None = None
         self._keep_alive = True
-        self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel] = _no_body
+        self._head = HeadReader(limits)
+        self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel]
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
         self._in = _In.HEAD
         self._out = _Out.IDLE
         self._request: RequestHead | None = None
-        self._head = HeadReader(self.limits)
+        self._head.reset()  # PERF: one reader per connection, not one per request
+        self._end_pending = False  # a bodyless request's EndOfMessage, not yet returned
         self._out_remaining = 0
 
     # -- receiving -----------------------------------------------------------------------
@@ -98,6 +134,9 @@ class Connection:
                 if type(event) is EndOfMessage:
                     self._in = _In.DONE
             elif state is _In.DONE:
+                if self._end_pending:
+                    self._end_pending = False
+                    return EndOfMessage()
                 return PAUSED
             else:
                 return ConnectionClosed()
@@ -118,13 +157,17 @@ class Connection:
         self._request = request
         if not request.keep_alive:
             self._keep_alive = False
-        self._in = _In.BODY
         if request.chunked:
+            self._in = _In.BODY
             self._read_body = ChunkedReader(self.limits).read
         elif request.content_length:
+            self._in = _In.BODY
             self._read_body = LengthReader(request.content_length).read
         else:
-            self._read_body = _no_body  # PERF: most requests have no body: no reader to build
+            # PERF: most requests have no body: complete at once, with no reader to build and
+            # nothing to drain; its EndOfMessage is still the next event.
+            self._in = _In.DONE
+            self._end_pending = True
         return request
 
     def _at_eof(self) -> ConnectionClosed:
@@ -164,7 +207,12 @@ class Connection:
         return self._in is _In.DONE and bool(self._buf)
 
     def start_next_cycle(self) -> None:
-        if not (self.request_complete and self.response_complete and self.keep_alive):
+        if (
+            self._in is not _In.DONE
+            or self._out is not _Out.DONE
+            or not self._keep_alive
+            or self._error is not None
+        ):
             raise RuntimeError(
                 "cannot start a new cycle: request or response unfinished, or closing"
             )
@@ -183,57 +231,85 @@ class Connection:
         return f"HTTP/1.1 {status} {reason_phrase(status)}\r\n\r\n".encode("latin-1")
 
     def send_response(
-        self, status: int, reason: str, headers: list[tuple[str, str]], *, head: bool = False
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        *,
+        head: bool = False,
+        close: bool = False,
+        length: int | None = None,
+        date: str | None = None,
+        server: str | None = None,
     ) -> bytes:
-        """The status line and header section; chooses the body framing and keep-alive."""
+        """The status line and header section; chooses the body framing and keep-alive.
+
+        `head`: the response carries no body (as one to HEAD). `close`: the connection ends
+        after this response. `length`: the size of the whole body when it is known, sent as
+        Content-Length unless `headers` has one or the response has no body (a 0 in answer
+        to HEAD is not sent either: the length of the body a GET would get is unknown).
+        `date` and `server` are sent as Date and Server unless `headers` has them.
+        """
         if self._out is not _Out.IDLE:
             raise RuntimeError("response already started")
         if not 200 <= status <= 999:
             raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
         lines = [f"HTTP/1.1 {status} {reason}\r\n"]
-        length: str | None = None
-        close = False
+        declared: str | None = None
+        kinds = _FIELD_KINDS
         for name, value in headers:
-            key = name.lower()
-            if key in _FRAMING_FIELDS:
-                if key == "connection":
+            kind = kinds.get(name)
+            if kind is None:
+                kind = _field_kind(name)
+            if kind:  # PERF: one test for the usual field, which needs no second look
+                if kind is _Field.CONNECTION:
                     # Hop-by-hop: we write our own, honouring an application's wish to close.
                     close = close or "close" in tokens(value)
                     continue
-                if key == "transfer-encoding":
-                    raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
-                value = value.strip(" \t")
-                if parse_content_length(value) is None or length not in (None, value):
-                    raise ValueError(f"invalid or conflicting Content-Length {value!r}")
-                length = value
-                if status == 204:
-                    continue  # RFC 9110 §8.6: never on 204
-            if not TOKEN_RE.fullmatch(name):
-                raise ValueError(f"header name {name!r} is not a token")
+                if kind is _Field.DATE:
+                    date = None
+                elif kind is _Field.SERVER:
+                    server = None
+                else:
+                    value = declared = _declared_length(kind, value, declared)
+                    if status == 204:
+                        continue  # RFC 9110 §8.6: never on 204
             lines.append(f"{name}: {value}\r\n")
+        if date is not None:
+            lines.append(f"Date: {date}\r\n")
+        if server is not None:
+            lines.append(f"Server: {server}\r\n")
         head_bytes = _encode_head(lines)
-        return head_bytes + self._choose_framing(status, length, head, close)
+        return head_bytes + self._choose_framing(status, declared, length, head, close)
 
-    def _choose_framing(self, status: int, length: str | None, head: bool, close: bool) -> bytes:
+    def _choose_framing(
+        self, status: int, declared: str | None, length: int | None, head: bool, close: bool
+    ) -> bytes:
         request = self._request
         if close or self._error is not None or request is None:
             self._keep_alive = False
         if request is not None and request.method == "HEAD":
             head = True
         extra = b""
-        if head or status in (204, 304):
+        if head or status == 204 or status == 304:
             # RFC 9110 §6.4.1: no content; a Content-Length here describes the GET response.
             self._out = _Out.NO_BODY
+            if declared is None and length and status != 204 and status != 304:
+                extra = b"Content-Length: %d\r\n" % length
+        elif declared is not None:
+            self._out = _Out.LENGTH
+            self._out_remaining = int(declared)
         elif length is not None:
             self._out = _Out.LENGTH
-            self._out_remaining = int(length)
+            self._out_remaining = length
+            extra = b"Content-Length: %d\r\n" % length
         elif request is not None and request.http_version == "1.1":
             self._out = _Out.CHUNKED
             extra = b"Transfer-Encoding: chunked\r\n"
         else:
             self._out = _Out.UNTIL_CLOSE
             self._keep_alive = False
-        if not self.keep_alive:
+        if not self._keep_alive or self._error is not None:
             extra += b"Connection: close\r\n"
         elif request is not None and request.http_version == "1.0":
             extra += b"Connection: keep-alive\r\n"
@@ -242,15 +318,17 @@ class Connection:
     def send_data(self, data: bytes) -> bytes:
         """Frame ``data`` for the wire; bytes past a declared Content-Length are dropped."""
         out = self._out
+        if out is _Out.LENGTH:
+            if len(data) > self._out_remaining:
+                data = data[: self._out_remaining]
+            self._out_remaining -= len(data)
+            return bytes(data)
         if out is _Out.IDLE or out is _Out.DONE:
             raise RuntimeError("send_data outside a response body")
         if not data or out is _Out.NO_BODY:
             return b""
         if out is _Out.CHUNKED:
             return b"%x\r\n%s\r\n" % (len(data), data)
-        if out is _Out.LENGTH:
-            data = data[: self._out_remaining]
-            self._out_remaining -= len(data)
         return bytes(data)
 
     def mark_sent(self, size: int) -> None:
@@ -266,18 +344,25 @@ class Connection:
     def send_end(self) -> bytes:
         """Finish the response body; a body shorter than its Content-Length forbids reuse."""
         out = self._out
+        if out is _Out.LENGTH:
+            self._out = _Out.DONE
+            if self._out_remaining:
+                self._keep_alive = False
+            return b""
         if out is _Out.IDLE or out is _Out.DONE:
             raise RuntimeError("send_end outside a response")
         self._out = _Out.DONE
-        if out is _Out.CHUNKED:
-            return b"0\r\n\r\n"
-        if out is _Out.LENGTH and self._out_remaining:
-            self._keep_alive = False
-        return b""
+        return b"0\r\n\r\n" if out is _Out.CHUNKED else b""
 
 
-def _no_body(buf: bytearray) -> EndOfMessage:
-    return EndOfMessage()
+def _declared_length(kind: _Field, value: str, declared: str | None) -> str:
+    """The Content-Length an application gives, checked; Transfer-Encoding is refused."""
+    if kind is _Field.TRANSFER_ENCODING:
+        raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
+    value = value.strip(" \t")
+    if parse_content_length(value) is None or declared not in (None, value):
+        raise ValueError(f"invalid or conflicting Content-Length {value!r}")
+    return value
 
 
 def _encode_head(lines: list[str]) -> bytes:
