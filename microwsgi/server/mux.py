@@ -33,6 +33,8 @@ __all__ = ["AVAILABLE", "EpollWorkers"]
 AVAILABLE: Final = hasattr(select, "epoll")
 # How long the wait in epoll may stay empty before the deputy takes it over.
 PROMOTE: Final = 0.002
+# Most ready connections one look at the epoll set takes into the ready queue.
+_BATCH: Final = 16
 _MASK: Final = (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT) if AVAILABLE else 0
 
 
@@ -57,7 +59,8 @@ class EpollWorkers:
         self._epoll.register(self._waker.fileno(), select.EPOLLIN)
         self._parked: dict[int, Channel] = {}
         self._ready: deque[Channel] = deque()
-        lock = threading.Lock()
+        # PERF: the hot paths take the lock itself (a C call); the conditions wrap it in Python.
+        self._lock = lock = threading.Lock()
         self._cond = threading.Condition(lock)  # sleeping workers
         self._deputy_cond = threading.Condition(lock)  # the deputy, while asleep
         self._threads: list[threading.Thread] = []
@@ -113,9 +116,10 @@ class EpollWorkers:
         channel = self._wait()
         while channel is not None:
             turn = serve(channel)
+            stop = stopping.is_set()
             if turn is Turn.CLOSE:
                 owner.close(channel)
-            elif stopping.is_set():
+            elif stop:
                 owner.hand_back(channel)
             elif turn is Turn.READY:
                 channel = self._take(requeue=channel)
@@ -124,7 +128,7 @@ class EpollWorkers:
                 self._park(channel, wake=False)
             # While another worker is busy too, leave the work to it: fewer threads taking
             # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
-            retire = self._busy > 1 or stopping.is_set()
+            retire = stop or self._busy > 1
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)
@@ -149,7 +153,7 @@ class EpollWorkers:
             until = min(until, channel.started + self._header_timeout)
         channel.park_until = until
         fd = channel.fd
-        with self._cond:
+        with self._lock:
             self._parked[fd] = channel
             if self._poll_forever:  # the poller must now wake to sweep
                 self._poll_forever = False
@@ -171,14 +175,14 @@ class EpollWorkers:
                     self._epoll.modify(fd, _MASK)
                 channel.in_epoll = True
         except (OSError, ValueError):  # a closed socket, or an engine already released
-            with self._cond:
+            with self._lock:
                 if self._parked.pop(fd, None) is None:
                     return  # taken already (cannot happen unarmed, but be safe)
             self._owner.close(channel)
 
     def _claim(self, events: list[tuple[int, int]]) -> Channel | None:
         for fd, _ in events:
-            with self._cond:
+            with self._lock:
                 channel = self._parked.pop(fd, None)
             if channel is not None:
                 return channel
@@ -187,7 +191,7 @@ class EpollWorkers:
     def _sweep(self, now: float, everything: bool = False) -> None:
         """Give connections parked past their time back to the loop's selector."""
         self._sweep_at = now + HOLD / 2
-        with self._cond:
+        with self._lock:
             gone = [c for c in self._parked.values() if everything or c.park_until <= now]
             for channel in gone:
                 del self._parked[channel.fd]
@@ -204,24 +208,34 @@ class EpollWorkers:
         """A connection to serve now, without waiting (the calling worker is busy).
 
         `requeue` (a connection that used up its turn) goes behind those already waiting.
+        Every connection one look at the epoll set finds ready joins the ready queue, so that
+        the next ones are taken without asking the kernel again.
         """
         self._vacated = now = time.monotonic()
         if now >= self._sweep_at:
             self._sweep(now)
+        ready = self._ready
+        if ready and requeue is None:
+            with self._lock:  # PERF: found ready by an earlier look, no system call
+                if ready:
+                    return self._pop_ready()
         try:
-            claimed = self._claim(self._epoll.poll(0, 1))
+            events = self._epoll.poll(0, _BATCH)
         except (OSError, ValueError):  # the engine was released under a late worker
-            claimed = None
-        if requeue is None and not self._ready:
-            return claimed  # PERF: the usual case needs no lock
-        with self._cond:
-            if claimed is not None:
-                self._ready.append(claimed)
+            events = []
+        if not events and requeue is None:
+            return None  # PERF: the usual case needs no lock
+        with self._lock:
+            parked = self._parked
+            for fd, _ in events:
+                claimed = parked.pop(fd, None)  # None: the waker, or a stale event
+                if claimed is not None:
+                    ready.append(claimed)
             if requeue is not None:
-                self._ready.append(requeue)
+                ready.append(requeue)
                 if self.trace_for_tests is not None:
                     self.trace_for_tests("requeue", requeue)
-            return self._pop_ready() if self._ready else None
+            return self._pop_ready() if ready else None
 
     def _pop_ready(self) -> Channel:  # under the lock
         channel = self._ready.popleft()

@@ -2,9 +2,9 @@
 
 This module owns what a well-formed request line, field line, Host value and chunk-size line
 look like (and a whole well-formed head, the usual case, as one pattern), and says in one
-sentence why a line is not one. It keeps no state: which line comes next, and the limits over a whole section, belong to
-``head.py``; what a field *means* (Host, Content-Length, Transfer-Encoding...) to ``fields.py``;
-the forms of a request-target to ``target.py``.
+sentence why a line is not one. It keeps no state: which line comes next, and the limits over
+a whole section, belong to ``head.py``; what a field *means* (Host, Content-Length,
+Transfer-Encoding...) to ``fields.py``; the forms of a request-target to ``target.py``.
 
 Every line of a head, chunk header and trailer section must end in CRLF. RFC 9112 §2.2 only
 *allows* a recipient to accept a bare LF; accepting it would let us see a header line that an
