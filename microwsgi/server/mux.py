@@ -26,7 +26,7 @@ from typing import Final
 
 from .channel import Channel
 from .sockets import Waker
-from .worker import HOLD, Owner, Turn, Worker
+from .worker import CLOSE, HOLD, READY, Owner, Worker
 
 __all__ = ["AVAILABLE", "EpollWorkers"]
 
@@ -117,11 +117,11 @@ class EpollWorkers:
         while channel is not None:
             turn = serve(channel)
             stop = stopping.is_set()
-            if turn is Turn.CLOSE:
+            if turn is CLOSE:
                 owner.close(channel)
             elif stop:
                 owner.hand_back(channel)
-            elif turn is Turn.READY:
+            elif turn is READY:
                 channel = self._take(requeue=channel)
                 continue
             else:
