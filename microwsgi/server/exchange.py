@@ -24,7 +24,7 @@ from .._http import parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
 from .protocol import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
-from .sockets import recv_some, send_all, send_file
+from .sockets import recv_some, send_file
 
 __all__ = ["DRAIN_LIMIT", "ClientGone", "Exchange"]
 
@@ -138,10 +138,9 @@ class Exchange:
         return self.http.request_complete
 
     def _body_left_too_big(self) -> bool:
-        """True when the unread body cannot be drained, so the answer should announce close."""
+        """True when the unread body (of a request not yet complete) cannot be drained, so the
+        answer should announce close."""
         head = self.head
-        if self.http.request_complete:
-            return False
         if self._body_withheld():
             return True
         return (
@@ -161,9 +160,11 @@ class Exchange:
 
     def send(self, data: bytes) -> None:
         try:
-            send_all(self.sock, data)
+            self.sock.sendall(data)  # PERF: the socket call itself (see sockets.send_all)
         except OSError as exc:
             self.client_gone = True
+            if isinstance(exc, BlockingIOError):  # SO_SNDTIMEO passed
+                exc = TimeoutError("timed out writing to the client")
             raise ClientGone(f"sending the response: {exc}") from exc
 
     def start_response(
@@ -195,12 +196,19 @@ class Exchange:
             self.send(self.http.send_data(data))
         self.bytes_sent += len(data)
 
-    def head_bytes(self, length: int | None) -> bytes:
-        """Status line and headers; `length` (a known total) becomes Content-Length if absent."""
+    def head_bytes(self, length: int | None, body: bytes | None = None) -> bytes:
+        """Status line and headers; `length` (a known total) becomes Content-Length if absent.
+
+        With `body` (the whole body), the framed body and its end follow the head.
+        """
         status = self.status
         if status is None:
             raise AssertionError("the application did not call start_response()")
-        close = self.close_after or self.stopping.is_set() or self._body_left_too_big()
+        close = (
+            self.close_after
+            or self.stopping.is_set()
+            or (not self.http.request_complete and self._body_left_too_big())
+        )
         data = self.http.send_response(
             int(status[:3]),
             status[4:],
@@ -210,6 +218,7 @@ class Exchange:
             length=length,
             date=http_date(),
             server=SERVER_SOFTWARE,
+            body=body,
         )
         self.close_after = close
         self.headers_sent = True
@@ -225,8 +234,7 @@ class Exchange:
 
     def send_single(self, body: bytes) -> None:
         """The common case, a one-element list: headers and body in one send."""
-        http = self.http
-        self.send(self.head_bytes(len(body)) + http.send_data(body) + http.send_end())
+        self.send(self.head_bytes(None, body))
         self.bytes_sent = len(body)
 
     def send_file(self, span: tuple[int, int, int]) -> None:

@@ -557,6 +557,22 @@ def test_a_known_length_date_and_server_are_sent_unless_the_fields_have_them() -
     )
 
 
+def test_a_whole_body_is_sent_framed_and_ended_with_its_head() -> None:
+    conn, _ = _conn_with(GET)
+    out = conn.send_response(200, "OK", [], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+    assert conn.response_complete and conn.keep_alive
+    conn, _ = _conn_with(GET)  # past the declared length: cut, as send_data cuts it
+    out = conn.send_response(200, "OK", [("Content-Length", "2")], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab" and conn.keep_alive
+    conn, _ = _conn_with(GET)  # short of it: the client would wait, so no reuse
+    out = conn.send_response(200, "OK", [("Content-Length", "5")], body=b"abc")
+    assert out.endswith(b"\r\n\r\nabc") and conn.response_complete and not conn.keep_alive
+    conn, _ = _conn_with(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+    out = conn.send_response(200, "OK", [], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" and conn.response_complete
+
+
 def test_the_sender_may_close_after_the_response() -> None:
     conn, _ = _conn_with(GET)
     out = conn.send_response(200, "OK", [], close=True, length=0)

@@ -110,20 +110,27 @@ _OUT_DONE: Final = _Out.DONE
 
 
 class Connection:
-    """One server-side HTTP/1.1 connection, one request/response cycle at a time."""
+    """One server-side HTTP/1.1 connection, one request/response cycle at a time.
+
+    `keep_alive` says whether the connection can carry another request after the current
+    cycle, `request_complete` whether the current request has been received whole (its body
+    included). Both are for reading only. PERF: plain attributes, kept by each change of
+    state, since they are read several times a request.
+    """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._buf = bytearray()
         self._eof = False
         self._error: ProtocolError | None = None
-        self._keep_alive = True
+        self.keep_alive = True
         self._head = HeadReader(limits)
         self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel]
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
         self._in = _IN_HEAD
+        self.request_complete = False
         self._out = _OUT_IDLE
         self._request: RequestHead | None = None
         self._head.reset()  # PERF: one reader per connection, not one per request
@@ -149,11 +156,13 @@ class Connection:
         try:
             state = self._in
             if state is _IN_HEAD:
-                event: Event | Sentinel = self._read_head()
+                # PERF: between requests the buffer is empty: no head reader to ask.
+                event: Event | Sentinel = self._read_head() if self._buf else NEED_DATA
             elif state is _IN_BODY:
                 event = self._read_body(self._buf)
                 if type(event) is EndOfMessage:
                     self._in = _IN_DONE
+                    self.request_complete = True
             elif state is _IN_DONE:
                 if self._end_pending:
                     self._end_pending = False
@@ -163,7 +172,7 @@ class Connection:
                 return ConnectionClosed()
         except ProtocolError as exc:
             self._error = exc
-            self._keep_alive = False
+            self.keep_alive = False
             raise
         if event is NEED_DATA and self._eof:
             return self._at_eof()
@@ -177,7 +186,7 @@ class Connection:
         request = build_request_head(head.request_line, head.target_parts, head.fields, self.limits)
         self._request = request
         if not request.keep_alive:
-            self._keep_alive = False
+            self.keep_alive = False
         if request.chunked:
             self._in = _IN_BODY
             self._read_body = ChunkedReader(self.limits).read
@@ -188,6 +197,7 @@ class Connection:
             # PERF: most requests have no body: complete at once, with no reader to build and
             # nothing to drain; its EndOfMessage is still the next event.
             self._in = _IN_DONE
+            self.request_complete = True
             self._end_pending = True
         return request
 
@@ -196,22 +206,13 @@ class Connection:
             self._in = _IN_CLOSED
             return ConnectionClosed()
         self._error = ProtocolError(400, "connection closed mid-request")
-        self._keep_alive = False
+        self.keep_alive = False
         raise ProtocolError(400, "connection closed mid-request")
 
     @property
     def request(self) -> RequestHead | None:
         """The current cycle's request, once its head has been parsed."""
         return self._request
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection can carry another request after the current cycle."""
-        return self._keep_alive and self._error is None
-
-    @property
-    def request_complete(self) -> bool:
-        return self._in is _IN_DONE
 
     @property
     def response_complete(self) -> bool:
@@ -228,12 +229,7 @@ class Connection:
         return self._in is _IN_DONE and bool(self._buf)
 
     def start_next_cycle(self) -> None:
-        if (
-            self._in is not _IN_DONE
-            or self._out is not _OUT_DONE
-            or not self._keep_alive
-            or self._error is not None
-        ):
+        if self._in is not _IN_DONE or self._out is not _OUT_DONE or not self.keep_alive:
             raise RuntimeError(
                 "cannot start a new cycle: request or response unfinished, or closing"
             )
@@ -262,6 +258,7 @@ class Connection:
         length: int | None = None,
         date: str | None = None,
         server: str | None = None,
+        body: bytes | None = None,
     ) -> bytes:
         """The status line and header section; chooses the body framing and keep-alive.
 
@@ -269,7 +266,8 @@ class Connection:
         after this response. `length`: the size of the whole body when it is known, sent as
         Content-Length unless `headers` has one or the response has no body (a 0 in answer
         to HEAD is not sent either: the length of the body a GET would get is unknown).
-        `date` and `server` are sent as Date and Server unless `headers` has them.
+        `date` and `server` are sent as Date and Server unless `headers` has them. `body`:
+        the whole body (its size is the `length`), framed and ended after the head.
         """
         if self._out is not _OUT_IDLE:
             raise RuntimeError("response already started")
@@ -300,15 +298,27 @@ class Connection:
             lines.append(f"Date: {date}\r\n")
         if server is not None:
             lines.append(f"Server: {server}\r\n")
-        head_bytes = _encode_head(lines)
-        return head_bytes + self._choose_framing(status, declared, length, head, close)
+        if body is not None:
+            length = len(body)
+        head_bytes = _encode_head(lines) + self._choose_framing(
+            status, declared, length, head, close
+        )
+        return head_bytes if body is None else self._whole(head_bytes, body)
+
+    def _whole(self, head_bytes: bytes, body: bytes) -> bytes:
+        """The head, then all of the body, framed and ended."""
+        if self._out is _OUT_LENGTH and self._out_remaining == len(body):
+            self._out = _OUT_DONE  # PERF: the usual whole answer, as it is, in one go
+            self._out_remaining = 0
+            return head_bytes + body
+        return head_bytes + self.send_data(body) + self.send_end()
 
     def _choose_framing(
         self, status: int, declared: str | None, length: int | None, head: bool, close: bool
     ) -> bytes:
         request = self._request
         if close or self._error is not None or request is None:
-            self._keep_alive = False
+            self.keep_alive = False
         if request is not None and request.method == "HEAD":
             head = True
         extra = b""
@@ -329,8 +339,8 @@ class Connection:
             extra = b"Transfer-Encoding: chunked\r\n"
         else:
             self._out = _OUT_UNTIL_CLOSE
-            self._keep_alive = False
-        if not self._keep_alive or self._error is not None:
+            self.keep_alive = False
+        if not self.keep_alive:
             extra += b"Connection: close\r\n"
         elif request is not None and request.http_version == "1.0":
             extra += b"Connection: keep-alive\r\n"
@@ -368,7 +378,7 @@ class Connection:
         if out is _OUT_LENGTH:
             self._out = _OUT_DONE
             if self._out_remaining:
-                self._keep_alive = False
+                self.keep_alive = False
             return b""
         if out is _OUT_IDLE or out is _OUT_DONE:
             raise RuntimeError("send_end outside a response")

@@ -83,8 +83,10 @@ class HeadReader:
             return True
         end = buf.find(b"\r\n\r\n", self._scan)
         if end != -1:
-            self._take(buf[: end + 2].decode("latin-1"))
+            block = buf[: end + 2].decode("latin-1")
             del buf[: end + 4]
+            if self.request_line is not None or self._trailers or not self._take_whole_head(block):
+                self._take(block)
             return True
         stop = buf.rfind(b"\n", self._scan) + 1
         if stop:
@@ -100,8 +102,6 @@ class HeadReader:
 
     def _take(self, block: str) -> None:
         """Take the lines of `block`, which ends in a line ending."""
-        if self.request_line is None and not self._trailers and self._take_whole_head(block):
-            return
         lines = block.split("\r\n")
         if block.count("\n") != len(lines) - 1:
             # A bare LF somewhere: go line by line so the problem is reported where it is.
@@ -142,7 +142,8 @@ class HeadReader:
             )
         ):
             return False
-        self._take_request_line_parts(method, target, version[5:])
+        self.request_line = method, target, version[5:]
+        self.target_parts = split_target(method, target)
         self.fields = [(name.lower(), value) for name, value in FIELD_LINE_RE.findall(section)]
         self._used = len(section)
         return True
@@ -154,11 +155,8 @@ class HeadReader:
             self._take_field(line, has_cr)
 
     def _take_request_line(self, line: str, has_cr: bool) -> None:
-        self._take_request_line_parts(*parse_request_line(line, has_cr, self._limits))
-
-    def _take_request_line_parts(self, method: str, target: str, version: str) -> None:
-        self.request_line = method, target, version
-        self.target_parts = split_target(method, target)
+        line_parts = self.request_line = parse_request_line(line, has_cr, self._limits)
+        self.target_parts = split_target(line_parts[0], line_parts[1])
 
     def _take_fields(self, lines: list[str], size: int) -> None:
         """Take complete field lines that ended in CRLF, `size` bytes in all with the CRLFs."""
