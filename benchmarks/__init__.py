@@ -1,1 +1,1 @@
-"""microwsgi's benchmark suite (issue 6): run it with ``python -m benchmarks``."""
+"""microwsgi's benchmark suite: run it with ``python -m benchmarks``."""

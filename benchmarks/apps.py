@@ -1,12 +1,16 @@
 """The benchmarked application, written once per framework, and the route table it registers.
 
 Every framework gets the same route set: filler routes of realistic REST shapes (collections,
-items, nested items, a few literal siblings of the measured parameter route) plus the three
-measured routes, registered last so a linear router pays its full price:
+items, nested items, a few literal siblings of the measured parameter route) plus the measured
+routes, registered last so a linear router pays its full price:
 
 - ``GET /hello`` -> ``{"message": "Hello, World!"}``
 - ``GET /users/:group/:channel?n=3`` -> ``{"group": ..., "channel": ..., "n": "3"}``
 - ``POST /echo`` with a JSON body -> the same JSON
+- ``GET /items/:id<int>`` -> ``{"id": 42}``, the id converted by the framework's own integer
+  type (Falcon ``{id:int}``, Flask ``<int:id>``, Bottle ``<id:int>``)
+- ``GET /api/v2/notes/:note_id`` -> ``{"note": ...}``, registered through nested groups where
+  the framework has them (microwsgi ``server.group``, Flask blueprints), as a plain route elsewhere
 
 ``build_app(framework, n_routes)`` returns a plain WSGI callable; gunicorn loads it through
 ``benchmarks.apps:build_app("falcon")``. Timing and verification live in ``inprocess.py``.
@@ -15,22 +19,28 @@ measured routes, registered last so a linear router pays its full price:
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
 WSGIApp = Callable[..., Iterable[bytes]]
-Route = tuple[str, str]  # (verb, template in microwsgi syntax: ':name' segments)
+Route = tuple[str, str]  # (verb, template in microwsgi syntax: ':name', ':name<int>' segments)
 
 FRAMEWORKS = ("bare", "microwsgi", "falcon", "bottle", "flask")
 DEFAULT_ROUTES = 100
 
 HELLO = {"message": "Hello, World!"}
+TYPED: Route = ("GET", "/items/:id<int>")
+GROUPS = ("/api", "/v2")  # the grouped route's prefixes, outermost first
+GROUPED: Route = ("GET", "/api/v2/notes/:note_id")
 MEASURED: tuple[Route, ...] = (
     ("GET", "/hello"),
     ("GET", "/users/:group/:channel"),
     ("POST", "/echo"),
+    TYPED,
+    GROUPED,
 )
 
 _NOUNS = (
@@ -75,12 +85,35 @@ def route_table(n_routes: int = DEFAULT_ROUTES) -> list[Route]:
     return filler + list(MEASURED)
 
 
-def _convert(template: str, open_: str, close: str) -> str:
-    """':name' segments -> framework syntax, e.g. '{name}' (Falcon) or '<name>' (Bottle, Flask)."""
-    parts = [
-        f"{open_}{seg[1:]}{close}" if seg.startswith(":") else seg for seg in template.split("/")
-    ]
+def _convert(template: str, spell: Callable[[str, str | None], str]) -> str:
+    """':name' and ':name<int>' segments -> framework syntax, ``spell(name, type or None)``."""
+    parts = []
+    for segment in template.split("/"):
+        if segment.startswith(":"):
+            name, _, kind = segment[1:].rstrip(">").partition("<")
+            segment = spell(name, kind or None)
+        parts.append(segment)
     return "/".join(parts)
+
+
+def _falcon_param(name: str, kind: str | None) -> str:
+    return f"{{{name}:{kind}}}" if kind else f"{{{name}}}"
+
+
+def _bottle_param(name: str, kind: str | None) -> str:
+    return f"<{name}:{kind}>" if kind else f"<{name}>"
+
+
+def _flask_param(name: str, kind: str | None) -> str:
+    return f"<{kind}:{name}>" if kind else f"<{name}>"
+
+
+def _item(id: int) -> dict[str, int]:
+    return {"id": id}
+
+
+def _note(note_id: str) -> dict[str, str]:
+    return {"note": note_id}
 
 
 def _filler_payload(verb: str, template: str) -> dict[str, str]:
@@ -121,6 +154,10 @@ def build_bare(n_routes: int = DEFAULT_ROUTES) -> WSGIApp:
             return _bare_json(
                 start_response, {"group": parts[2], "channel": parts[3], "n": query.get("n")}
             )
+        if method == "GET" and len(parts) == 3 and parts[1] == "items" and parts[2].isdigit():
+            return _bare_json(start_response, _item(int(parts[2])))
+        if method == "GET" and len(parts) == 5 and parts[1:4] == ["api", "v2", "notes"]:
+            return _bare_json(start_response, _note(parts[4]))
         start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
         return [b"Not Found"]
 
@@ -151,12 +188,21 @@ def build_microwsgi(n_routes: int = DEFAULT_ROUTES, server_class: Any = None) ->
     def echo(request: dict[str, Any]) -> Any:
         return request["json"]
 
-    measured = {"/hello": hello, "/users/:group/:channel": users, "/echo": echo}
+    def item(request: dict[str, Any]) -> dict[str, int]:
+        return _item(request["params"]["id"])
+
+    def note(request: dict[str, Any]) -> dict[str, str]:
+        return _note(request["params"]["note_id"])
+
+    measured = {"/hello": hello, "/users/:group/:channel": users, "/echo": echo, TYPED[1]: item}
     for verb, template in route_table(n_routes):
-        handler = measured.get(template)
-        if handler is None:
-            payload = _filler_payload(verb, template)
-            handler = _constant(payload)
+        if (verb, template) == GROUPED:
+            group = server
+            for prefix in GROUPS:
+                group = group.group(prefix)
+            group.register_handler(f"{verb} {template[len(''.join(GROUPS)) :]}", note)
+            continue
+        handler = measured.get(template) or _constant(_filler_payload(verb, template))
         server.register_handler(f"{verb} {template}", handler)
     return server  # type: ignore[no-any-return]
 
@@ -187,7 +233,19 @@ def build_falcon(n_routes: int = DEFAULT_ROUTES) -> WSGIApp:
     def on_echo(req: Any, resp: Any) -> None:
         resp.media = req.get_media()
 
-    measured = {"/hello": on_hello, "/users/:group/:channel": on_users, "/echo": on_echo}
+    def on_item(req: Any, resp: Any, id: int) -> None:
+        resp.media = _item(id)
+
+    def on_note(req: Any, resp: Any, note_id: str) -> None:
+        resp.media = _note(note_id)
+
+    measured = {
+        "/hello": on_hello,
+        "/users/:group/:channel": on_users,
+        "/echo": on_echo,
+        TYPED[1]: on_item,
+        GROUPED[1]: on_note,
+    }
     resources: dict[str, _FalconResource] = {}
     for verb, template in route_table(n_routes):
         responder = measured.get(template)
@@ -197,7 +255,7 @@ def build_falcon(n_routes: int = DEFAULT_ROUTES) -> WSGIApp:
         setattr(resource, f"on_{verb.lower()}", responder)
     app = falcon.App()
     for template, resource in resources.items():
-        app.add_route(_convert(template, "{", "}"), resource)
+        app.add_route(_convert(template, _falcon_param), resource)
     return app
 
 
@@ -223,11 +281,17 @@ def build_bottle(n_routes: int = DEFAULT_ROUTES) -> WSGIApp:
     def echo() -> Any:
         return bottle.request.json
 
-    measured = {"/hello": hello, "/users/:group/:channel": users, "/echo": echo}
+    measured = {
+        "/hello": hello,
+        "/users/:group/:channel": users,
+        "/echo": echo,
+        TYPED[1]: _item,
+        GROUPED[1]: _note,
+    }
     app = bottle.Bottle()
     for verb, template in route_table(n_routes):
         callback = measured.get(template) or _constant(_filler_payload(verb, template))
-        app.route(_convert(template, "<", ">"), method=verb, callback=callback)
+        app.route(_convert(template, _bottle_param), method=verb, callback=callback)
     return app  # type: ignore[no-any-return]
 
 
@@ -250,12 +314,22 @@ def build_flask(n_routes: int = DEFAULT_ROUTES) -> WSGIApp:
         "/hello": hello,
         "/users/:group/:channel": users,
         "/echo": echo,
+        TYPED[1]: _item,
     }
     app = flask.Flask("bench")
+    blueprints = [flask.Blueprint(f"g{i}", "bench", url_prefix=p) for i, p in enumerate(GROUPS)]
+    blueprints[-1].add_url_rule(
+        _convert(GROUPED[1][len("".join(GROUPS)) :], _flask_param), view_func=_note
+    )
+    for outer, inner in itertools.pairwise(blueprints):
+        outer.register_blueprint(inner)
+    app.register_blueprint(blueprints[0])
     for index, (verb, template) in enumerate(route_table(n_routes)):
+        if (verb, template) == GROUPED:
+            continue
         view = measured.get(template) or _constant(_filler_payload(verb, template))
         app.add_url_rule(
-            _convert(template, "<", ">"), endpoint=f"r{index}", view_func=view, methods=[verb]
+            _convert(template, _flask_param), endpoint=f"r{index}", view_func=view, methods=[verb]
         )
     return app
 

@@ -8,18 +8,11 @@ of one new `GET /hello` are recorded.
     python benchmarks/bench_devserver.py --duration 10
 
 `main(argv)` returns (and prints as JSON) a dict of results; the suite runner calls it.
-Needs wrk on PATH (Debian package `wrk`). The issue's targets: >= 2x wsgiref and >= 4x
-werkzeug requests/sec with zero socket errors; < 60 MB RSS with 1,000 idle connections.
-
-Measured 2026-11-25 (2 vCPUs shared with other jobs, CPython 3.11.7, all three servers with
-their default access logging, to /dev/null), `python benchmarks/bench_devserver.py
---duration 10`, i.e. `wrk -t 2 -c 8 -d 10s http://127.0.0.1:PORT/hello` per server:
-
-    microwsgi  19,837 req/s   wsgiref 5,020 (x3.95)   werkzeug threaded 1,313 (x15.1)
-    socket errors 0 / 0 / 0; with 1,000 idle keep-alive connections: RSS 29.1 MB
-    (peak 29.1), 10 threads, a new GET /hello answered in 0.6 ms.
-
-The machine is noisy: across runs microwsgi measured 10-20k req/s and wsgiref 4.2-5.0k.
+Needs wrk on PATH (Debian package `wrk`). The targets: >= 3x wsgiref and >= 4x werkzeug
+requests/sec with zero socket errors, and < 60 MB RSS with 1,000 idle connections. The latest
+figures, with the machine they were measured on, are in benchmarks/RESULTS.md (`python -m
+benchmarks`); the machine is shared and noisy, so compare the ratios of one run, not figures
+across runs.
 """
 
 from __future__ import annotations

@@ -55,6 +55,8 @@ CASES = (
         {"group": "admins", "channel": "general", "n": "3"},
     ),
     Case("JSON POST", "POST", "/echo", "", POST_BODY, json.loads(POST_BODY)),
+    Case("typed param", "GET", "/items/42", "", None, {"id": 42}),
+    Case("grouped route", "GET", "/api/v2/notes/n-7", "", None, {"note": "n-7"}),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
 

@@ -1,4 +1,4 @@
-"""Markdown for the results: machine header, one table per section, the targets of issue 6.
+"""Markdown for the results: machine header, one table per section, the performance targets.
 
 Only ratios are meant to be compared across runs: the absolute figures depend on the machine
 (often a shared, noisy one), the ratios measured side by side in one run much less.
@@ -225,8 +225,8 @@ def render_devserver(section: dict[str, Any]) -> list[str]:
         lines.append("")
         lines += _table(header, ([row.get(key, "") for key in header] for row in rows))
         rest = {key: value for key, value in result.items() if key != "rows"}
-    else:
-        rest = result if isinstance(result, dict) else {"result": result}
+    else:  # a copy: the tables below take keys out, and the results are saved as JSON after
+        rest = dict(result) if isinstance(result, dict) else {"result": result}
     for key, value in list(rest.items()):
         if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             header = list(dict.fromkeys(k for v in value.values() for k in v))
@@ -249,7 +249,7 @@ def _target(label: str, value: float | None, goal: float, shown: str) -> tuple[s
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Issue 6's targets, checked against this run's ratios."""
+    """The performance targets, checked against this run's ratios."""
     found: list[tuple[str, str, str, str]] = []
     dispatch = results.get("dispatch")
     if dispatch:
@@ -285,7 +285,7 @@ def render(results: dict[str, Any]) -> str:
     lines = ["## Performance", "", *render_header(results["machine"]), ""]
     checked = targets(results)
     if checked:
-        lines += ["### Targets (issue 6)", ""]
+        lines += ["### Targets", ""]
         lines += _table(("Target", "Measured", "Goal", "Verdict"), checked)
         lines.append("")
     renderers = {

@@ -56,7 +56,7 @@ QUICK: dict[str, Any] = {
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description="microwsgi's benchmark suite (issue 6)."
+        prog="python -m benchmarks", description="microwsgi's benchmark suite."
     )
     parser.add_argument("--quick", action="store_true", help="tiny runs, for the smoke test")
     parser.add_argument(

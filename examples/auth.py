@@ -1,4 +1,4 @@
-"""The seed's token example: log in for a signed token, send it back as a Bearer token.
+"""PyMicroHTTP's token example: log in for a signed token, send it back as a Bearer token.
 
 Tokens are signed and timestamped with itsdangerous (``pip install itsdangerous``, or the
 ``examples`` extra): the server keeps no session, and a token nobody signed with the secret key,
@@ -9,21 +9,21 @@ Run it:
     MICROWSGI_AUTH_SECRET=... gunicorn --chdir examples auth:server
 
 Try it:
-    curl -X POST localhost:8080/login -d '{"username": "alice", "password": "wonderland"}'
+    curl localhost:8080/login -H 'Content-Type: application/json' \
+         -d '{"username": "alice", "password": "wonderland"}'
     curl localhost:8080/me -H "Authorization: Bearer <the token>"
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from microwsgi import Server
+from microwsgi import Server, abort
 
 Request = dict[str, Any]
 Handler = Callable[[Request], Any]
@@ -40,9 +40,9 @@ tokens = URLSafeTimedSerializer(SECRET_KEY, salt="microwsgi-example-auth")
 server = Server()
 
 
-def unauthorized(message: str) -> tuple[dict[str, str], int, dict[str, str]]:
+def unauthorized(message: str) -> NoReturn:
     # RFC 6750 section 3: a 401 for a Bearer-protected resource names the scheme it expects.
-    return {"error": message}, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    abort(401, message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 def require_token(next: Handler) -> Handler:
@@ -51,13 +51,13 @@ def require_token(next: Handler) -> Handler:
     def handler(request: Request) -> Any:
         scheme, _, token = request["headers"].get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return unauthorized("missing bearer token")
+            unauthorized("missing bearer token")
         try:
             payload = tokens.loads(token, max_age=TOKEN_MAX_AGE)
         except SignatureExpired:
-            return unauthorized("token expired")
+            unauthorized("token expired")
         except BadSignature:
-            return unauthorized("invalid token")
+            unauthorized("invalid token")
         request["user"] = payload["user"]
         return next(request)
 
@@ -66,18 +66,18 @@ def require_token(next: Handler) -> Handler:
 
 @server.register("POST /login")
 def login(request: Request) -> Any:
-    try:
-        data = json.loads(request["body"])
-    except json.JSONDecodeError:
-        return {"error": "can not parse json"}, 422
+    # The parsed body when it is sent as JSON (invalid JSON is already a 400), else None.
+    data = request["json"]
+    if data is None:
+        abort(415, "send the credentials as JSON, with Content-Type: application/json")
     if not isinstance(data, dict):
-        return {"error": "expected a JSON object"}, 422
+        abort(400, 'expected a JSON object: {"username": "...", "password": "..."}')
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
-        return {"error": "username and password are required"}, 400
+        abort(400, "username and password are required")
     password_hash = USERS.get(username)
     if password_hash is None or not check_password_hash(password_hash, password):
-        return {"error": "wrong username or password"}, 401
+        abort(401, "wrong username or password")
     token = tokens.dumps({"user": username})
     return {"token": token, "token_type": "Bearer", "expires_in": TOKEN_MAX_AGE}
 

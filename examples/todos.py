@@ -1,11 +1,11 @@
-"""The seed's CRUD example: a to-do list kept in memory.
+"""PyMicroHTTP's CRUD example: a to-do list kept in memory.
 
 Run it:
     python examples/todos.py                      # built-in server, localhost:8080 (or $HOST:$PORT)
     gunicorn --chdir examples todos:server        # or under gunicorn
 
 Try it:
-    curl -X POST localhost:8080/todos -d '{"title": "write the tests"}'
+    curl localhost:8080/todos -H 'Content-Type: application/json' -d '{"title": "write the tests"}'
     curl localhost:8080/todos
     curl -X PUT localhost:8080/todos/1            # toggles "checked"
     curl 'localhost:8080/todos?checked=true'
@@ -15,12 +15,11 @@ Try it:
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import threading
 from typing import Any
 
-from microwsgi import Server
+from microwsgi import Server, abort
 
 Todo = dict[str, Any]
 
@@ -74,7 +73,11 @@ class TodoStore:
 store = TodoStore()
 server = Server()
 
-NOT_FOUND = {"error": "id not found"}, 404
+
+def found(todo: Todo | None, todo_id: str) -> Todo:
+    if todo is None:
+        abort(404, f"no to-do with id {todo_id!r}")
+    return todo
 
 
 @server.register("GET /todos")
@@ -86,31 +89,36 @@ def list_todos(request: dict[str, Any]) -> list[Todo]:
 
 
 @server.register("GET /todos/:id")
-def get_todo(request: dict[str, Any]) -> Any:
-    return store.get(request["params"]["id"]) or NOT_FOUND
+def get_todo(request: dict[str, Any]) -> Todo:
+    todo_id = request["params"]["id"]
+    return found(store.get(todo_id), todo_id)
 
 
 @server.register("POST /todos")
 def create_todo(request: dict[str, Any]) -> Any:
-    try:
-        data = json.loads(request["body"])
-    except json.JSONDecodeError:
-        return {"error": "can not parse json"}, 422
+    # request["json"] is the parsed body when it is sent as JSON (invalid JSON is already a
+    # 400), None for any other content type.
+    data = request["json"]
+    if data is None:
+        abort(415, "send the to-do as JSON, with Content-Type: application/json")
     title = data.get("title") if isinstance(data, dict) else None
     if not isinstance(title, str) or not title.strip():
-        return {"error": "please provide a todo title"}, 400
+        abort(400, 'please provide a to-do title: {"title": "..."}')
     todo = store.create(title.strip())
     return todo, 201, {"Location": f"/todos/{todo['id']}"}
 
 
 @server.register("PUT /todos/:id")
-def toggle_todo(request: dict[str, Any]) -> Any:
-    return store.toggle(request["params"]["id"]) or NOT_FOUND
+def toggle_todo(request: dict[str, Any]) -> Todo:
+    todo_id = request["params"]["id"]
+    return found(store.toggle(todo_id), todo_id)
 
 
 @server.register("DELETE /todos/:id")
-def delete_todo(request: dict[str, Any]) -> Any:
-    return None if store.delete(request["params"]["id"]) else NOT_FOUND
+def delete_todo(request: dict[str, Any]) -> None:
+    todo_id = request["params"]["id"]
+    if not store.delete(todo_id):
+        abort(404, f"no to-do with id {todo_id!r}")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,43 @@
-"""microwsgi: the PyMicroHTTP API as a small, fast WSGI framework."""
+"""microwsgi: the PyMicroHTTP API as a small, fast WSGI framework.
 
+Every name the README documents is imported from here (``from microwsgi import send_file``);
+the modules behind them are the package's own business.
+"""
+
+import importlib.metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
+from .groups import Group
+from .middleware import cors, request_id, request_logger
 from .response import make_response, redirect
 
 if TYPE_CHECKING:
     from .server import serve
 
 __all__ = [
+    "Group",
     "HTTPError",
     "Server",
     "abort",
+    "cors",
     "delete_cookie",
     "make_response",
     "redirect",
+    "request_id",
+    "request_logger",
     "send_file",
     "serve",
     "set_cookie",
 ]
+
+try:
+    __version__ = _metadata.version("microwsgi")
+except _metadata.PackageNotFoundError:  # a source tree used without being installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -14,17 +14,7 @@ import re
 from http import HTTPStatus
 from typing import Final
 
-__all__ = [
-    "MAX_CHUNK_LINE",
-    "MAX_HEADER_BYTES",
-    "MAX_HEADER_COUNT",
-    "MAX_TARGET",
-    "TCHAR",
-    "TOKEN_RE",
-    "parse_content_length",
-    "reason_phrase",
-    "status_line",
-]
+__all__: list[str] = []  # the package's own rules, imported by name where used
 
 # RFC 9110 §15: a status code without a registered phrase still gets a valid status line;
 # the phrase is advisory (RFC 9112 §4), so "Unknown" is as good as any.

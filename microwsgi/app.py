@@ -1,4 +1,4 @@
-"""`Server`: the seed's decorator API, and the WSGI application that serves it.
+"""`Server`: PyMicroHTTP's decorator API, and the WSGI application that serves it.
 
 Registration (`register`, `before_all`, `errorhandler`, `mount`) only records what the user
 declared. On the first request, under a lock, every route is compiled into a ready-to-call chain
@@ -8,6 +8,7 @@ render the value (``response.py``); exceptions become answers in ``failures.py``
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -16,36 +17,36 @@ from typing import Any, TypeVar
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
 
+from ._address import check_address
 from ._http import parse_content_length
-from .chains import Chain, ChainBuilder, Endpoint, Handler, Middleware, Resource, raise_not_found
+from .chains import (
+    Chain,
+    ChainBuilder,
+    Endpoint,
+    Handler,
+    Middleware,
+    Resource,
+    check_middleware,
+    raise_not_found,
+)
+from .checks import UnappliedRoutes, check_factory
 from .failures import ErrorAnswers
-from .files import static_handler
-from .request import SERVER_KEY, Request, body_too_large, close_uploads, decode_path
-from .response import Delegate, Renderer, StartResponse, WSGIResponse
-from .routing import Router, parse_spec
+from .groups import Group, Registrar
+from .listing import describe_routes, qualified_name
+from .request import Request, body_too_large, close_uploads, decode_path
+from .response import APP_KEY, Delegate, Renderer, StartResponse, WSGIResponse
+from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
+from .static import static_handler
+from .urls import RouteNames
 
-__all__ = ["Handler", "Middleware", "Server"]
+__all__ = ["Server"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 
-def _as_middleware_list(
-    spec: str, middleware: Middleware | Sequence[Middleware] | None
-) -> list[Middleware]:
-    if middleware is None:
-        return []
-    items: object = [middleware] if callable(middleware) else middleware
-    if not isinstance(items, (list, tuple)):
-        raise ValueError(f"route {spec!r}: middleware must be a function or a list of functions")
-    for item in items:
-        if not callable(item):
-            raise ValueError(f"route {spec!r}: middleware {item!r} is not callable")
-    return list(items)
-
-
-class Server:
+class Server(Registrar):
     """A WSGI application with the PyMicroHTTP decorator API.
 
     >>> server = Server()
@@ -54,6 +55,8 @@ class Server:
     ...     return {"message": f"Hello, {request['params']['name']}!"}
 
     Serve it with ``gunicorn app:server``, ``server.start_server(port=8080)`` or any WSGI server.
+    Registration (`register`, `register_handler`, `get`/`post`/`put`/`patch`/`delete`, `group`)
+    is shared with route groups: see ``groups.py``.
     """
 
     def __init__(
@@ -71,11 +74,17 @@ class Server:
         self.max_form_parts = max_form_parts
         self.renderer = Renderer(json_dumps)
         self._errors = ErrorAnswers(self.renderer, debug)
-        self._router: Router[Resource] = Router()
+        self._converters = dict(BUILTIN_CONVERTERS)
+        self._router: Router[Resource] = Router(self._converters)
+        self._names = RouteNames(self._converters)
+        self._mounts: list[tuple[str, WSGIResponse]] = []
         self._before_all: list[Middleware] = []
+        self._unapplied = UnappliedRoutes()
         self._lock = threading.Lock()
         self._ready = False
+        self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
+        self._server, self._prefix, self._groups = self, "", ()
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -86,37 +95,41 @@ class Server:
 
     # -- registration -------------------------------------------------------------------
 
-    def register(
-        self, spec: str, middleware: Middleware | Sequence[Middleware] | None = None
-    ) -> Callable[[F], F]:
-        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`."""
-        parse_spec(spec)  # fail at the decorator line, before the function is defined
-
-        def decorator(handler: F) -> F:
-            self.register_handler(spec, handler, middleware)
-            return handler
-
-        return decorator
-
-    def register_handler(
+    def _add_route(
         self,
         spec: str,
         handler: Handler,
-        middleware: Middleware | Sequence[Middleware] | None = None,
+        chain: list[Middleware],
+        groups: tuple[Group, ...] = (),
+        name: str | None = None,
+        default_name: object = None,
+        description: str | None = None,
     ) -> None:
-        """Route `spec` to `handler` (the non-decorator form of `register`)."""
-        verb, pattern = parse_spec(spec)
+        """Record a route; `spec` is the route as served (group prefixes included), `chain`
+        its checked middleware (``check_middleware``), `name` the one given with ``name=``,
+        `default_name` the one it has otherwise."""
+        verb, pattern = self._check_spec(spec, name)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
-        chain = _as_middleware_list(spec, middleware)
         resource = self._resource(pattern, spec)
         if verb in resource.endpoints:
             raise ValueError(f"route {spec!r} is already registered")
         if resource.mounted is not None:
             raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
-        name = getattr(handler, "__qualname__", repr(handler))
-        resource.endpoints[verb] = Endpoint(handler, chain, f"{name} ({spec})")
+        if name is None and isinstance(default_name, str):
+            name, given = default_name, False
+        else:
+            given = name is not None
+        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name, description)
+        self._names.add(name, given, spec, pattern)
         self._ready = False
+
+    def _check_spec(self, spec: str, name: str | None = None) -> tuple[str, str]:
+        """Check a route as served and the name it is given; return its verb and pattern."""
+        verb, pattern = parse_spec(spec)
+        self._router.check_types(pattern, spec)
+        self._names.check(name, spec, pattern)
+        return verb, pattern
 
     def _resource(self, pattern: str, spec: str) -> Resource:
         resource = self._router.get(pattern)
@@ -130,23 +143,43 @@ class Server:
             )
         return resource
 
+    def converter(
+        self,
+        name: str,
+        pattern: str,
+        to_python: Callable[[str], Any] = str,
+        to_url: Callable[[Any], str] = str,
+    ) -> None:
+        """Add a parameter type for routes to use as ``:param<name>``.
+
+        `pattern` is a regex the whole (percent-decoded) segment must match; `to_python` turns
+        the segment into the value handlers see (a `ValueError` from it counts as no match);
+        `to_url` turns a value back into segment text for `url_for`.
+        """
+        converter = Converter(name, pattern, to_python, to_url)
+        if name in self._converters:
+            raise ValueError(f"converter {name!r} is already defined")
+        self._converters[name] = converter
+
     def before_all(self, middleware: Middleware | None = None) -> Any:
         """Add middleware that wraps every route, outermost, in registration order.
 
-        Use as ``@server.before_all()`` (the seed's ``@server.beforeAll()`` works too) or call
-        ``server.before_all(mw)`` directly.
+        Use as ``@server.before_all()`` (PyMicroHTTP's ``@server.beforeAll()`` works too) or call
+        ``server.before_all(mw)`` directly. The factory is called once here to check that it
+        returns a handler.
         """
 
         def decorator(mw: Middleware) -> Middleware:
             if not callable(mw):
                 raise ValueError(f"before_all middleware {mw!r} is not callable")
+            check_factory("before_all", mw)
             self._before_all.append(mw)
             self._ready = False
             return mw
 
         return decorator if middleware is None else decorator(middleware)
 
-    beforeAll = before_all  # the seed's spelling, kept for drop-in use
+    beforeAll = before_all  # PyMicroHTTP's spelling, kept for drop-in use
 
     def errorhandler(self, key: int | type[BaseException]) -> Callable[[F], F]:
         """Decorator: shape error answers for a status (404, 500...) or an exception class.
@@ -195,6 +228,7 @@ class Server:
             if resource.endpoints or resource.mounted is not None:
                 raise ValueError(f"mount {prefix!r}: {pattern!r} already has routes")
             resource.mounted = route
+        self._mounts.append((prefix, app))
         self._ready = False
 
     def static(
@@ -202,22 +236,52 @@ class Server:
         prefix: str,
         directory: str,
         middleware: Middleware | Sequence[Middleware] | None = None,
+        *,
+        name: str | None = None,
         **options: Any,
     ) -> None:
-        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out)."""
-        handler = static_handler(directory, **options)
-        self.register_handler(f"GET {prefix.rstrip('/')}/*path", handler, middleware)
+        """Serve the files under `directory` at ``prefix/<path>`` (no listings, no way out).
+
+        A relative `directory` is looked up beside the calling module, then in the current
+        directory; ValueError names every path tried if it is in neither. The route is named
+        ``'static'`` unless given another `name`: ``url_for('static', path='css/site.css')``.
+        """
+        caller = sys._getframe(1).f_globals.get("__file__")
+        handler = static_handler(directory, beside=caller, **options)
+        spec = f"GET {prefix.rstrip('/')}/*path"
+        chain = check_middleware(f"route {spec!r}", middleware)
+        described = f"{qualified_name(static_handler)}({directory!r})"
+        self._add_route(spec, handler, chain, (), name, "static", described)
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Every route, mounted app and static folder, sorted by path, as dicts with the keys
+        ``verbs``, ``path``, ``name``, ``handler`` (``module.qualname``) and ``middleware``
+        (the ``__name__`` of each middleware it runs behind, outermost first)."""
+        return describe_routes(self._router.targets(), self._before_all, self._mounts)
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The app-relative URL of the route called `name`, e.g. ``'/notes/7?full=1'``.
+
+        Parameters are converted with their type's ``to_url`` and percent-encoded; the other
+        keyword arguments make the query string, in the order given (``None`` values left out,
+        lists repeated). A name no route has, an ambiguous name or a missing parameter is a
+        `LookupError`; a value the route would not match (``'/'`` in a segment, ``'x'`` for an
+        ``<int>``) is a `ValueError`. ``request['url_for']`` adds the app's mount point.
+        """
+        return self._names.url_for(name, params)
 
     # -- compilation --------------------------------------------------------------------
 
-    def _compile(self) -> None:
+    def _compile(self, environ: dict[str, Any] | None = None) -> None:
         with self._lock:
             if self._ready:
                 return
+            self._unapplied.warn(environ)
             builder = ChainBuilder(self._before_all, self._errors.answer)
             for resource in self._router.targets():
                 builder.compile(resource)
             self._not_found = builder.chain(raise_not_found, [], "no route")
+            self._chains = builder
             self._ready = True
 
     # -- serving ------------------------------------------------------------------------
@@ -227,24 +291,32 @@ class Server:
 
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point; wrap this attribute to add WSGI middleware around the app."""
-        environ[SERVER_KEY] = self
+        environ[APP_KEY] = self
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO") or "/"
         request = Request(verb=method, path=path, params={}, environ=environ)
         route = self._not_found
         try:
             if not self._ready:
-                self._compile()
+                self._compile(environ)
                 route = self._not_found  # now wrapped in the before-all middleware
-            if not path.isascii():
+            if not path.isascii():  # PERF: an ASCII path needs no decoding: one C call
                 path = request["path"] = decode_path(path)
+            # PERF: routes without parameters, looked up here rather than through a router
+            # method: one dict lookup and no call for the commonest requests.
             resource = self._router.static.get(path)
             if resource is None:
                 found = self._router.find_dynamic(path)
                 if found is not None:
                     resource, request["params"] = found
             if resource is not None:
-                route = resource.dispatch.get(method) or resource.fallback  # type: ignore[assignment]
+                # PERF: the best match has the verb on almost every request; only when it has
+                # not do the other matching patterns get looked at.
+                route = (
+                    resource.dispatch.get(method)
+                    or resource.any
+                    or self._by_verb(path, method, request)
+                )
             if environ.get("CONTENT_LENGTH"):
                 self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)
@@ -254,11 +326,24 @@ class Server:
             body = self.renderer.render(rv, environ, start_response)
         except Exception as exc:
             body = self._errors.render_failure(request, rv, exc, route.label, start_response)
-        # Uploads spooled to disk are freed once sent. PERF: dict.__contains__ asks only what is
-        # already computed (`in` would parse the body of every request to find out).
+        # Uploads spooled to disk are freed once the answer is sent. PERF: dict.__contains__
+        # asks whether the files were parsed without Request.__contains__, which would report
+        # the lazy key as present on every request.
         if dict.__contains__(request, "files"):
             body = ClosingIterator(body, partial(close_uploads, request["files"]))
         return body
+
+    def _by_verb(self, path: str, method: str, request: dict[str, Any]) -> Chain:
+        """The best route with this verb among every pattern matching the path; else the
+        automatic OPTIONS or 405 answer for the patterns that match."""
+        matched = []
+        for resource, params in self._router.find_all(path):
+            route = resource.dispatch.get(method) or resource.any
+            if route is not None:
+                request["params"] = params
+                return route
+            matched.append(resource)
+        return self._chains.automatic(tuple(matched), method)
 
     def _check_length(self, length: str) -> None:
         # Refuse an announced oversized body before anyone reads it.
@@ -274,7 +359,13 @@ class Server:
     def start_server(
         self, host: str = "localhost", port: int = 9090, listen_msg: bool = False, **options: Any
     ) -> None:
-        """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped)."""
+        """Serve this app on the built-in HTTP/1.1 development server (blocks until stopped).
+
+        Raises TypeError for a host that is not a string (``start_server(8080)``: write
+        ``start_server(port=8080)``) and ValueError for a port outside 0-65535.
+        """
+        check_address(host, port, "start_server")
+        self._unapplied.warn()
         # Imported here: an app under gunicorn never loads the development server.
         from .server import BindError, serve
 

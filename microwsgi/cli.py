@@ -1,67 +1,32 @@
-"""The `microwsgi` command: `microwsgi run module:attr` serves any WSGI callable.
+"""The `microwsgi` command: `microwsgi run TARGET` serves any WSGI callable.
 
-    microwsgi run app:server --port 8000 --reload
+    microwsgi run examples/todos.py --port 8000 --reload
     python -m microwsgi run examples.todos:server
+    microwsgi routes app:server [--json]          # what a Server has registered
 
-This module owns argument parsing, importing `module:attr` (from the working directory, as
-`python -m` would) and turning the failures a user can cause (a module that does not import,
-a port in use) into one line on stderr and a non-zero exit. Serving is `server.serve`;
-restarting on changes is `server.reload`.
+This module owns argument parsing and turning the failures a user can cause (a module that
+does not import, a port in use or out of range) into one line on stderr and a non-zero exit.
+Under ``--reload``, an app that fails to import is reported once and, until the next save,
+every request is answered with a 500 naming the error, never left hanging. What a target names
+is ``targets.py``'s; serving is `server.serve`; restarting on changes is `server.reload`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["ImportTargetError", "load_app", "main"]
+from ._address import check_port
+from .targets import ImportTargetError, find_app, load_app
+
+__all__: list[str] = []  # the command is the interface: `microwsgi` runs main()
 
 PROG = "microwsgi"
-
-
-class ImportTargetError(Exception):
-    """`module:attr` could not be imported; the message is one line for the user."""
-
-
-def load_app(target: str) -> Callable[..., Any]:
-    """Import `module:attr` (attr defaults to `app`; dotted attributes are followed)."""
-    module_name, _, attr = target.partition(":")
-    attr = attr or "app"
-    if not module_name:
-        raise ImportTargetError(f"invalid target {target!r}: expected module:attr")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name or module_name.startswith(f"{exc.name}."):
-            raise ImportTargetError(f"cannot import {module_name!r}: no such module") from None
-        raise ImportTargetError(f"error importing {module_name!r}: {_one_line(exc)}") from None
-    except SyntaxError as exc:
-        where = f"{exc.filename}, line {exc.lineno}"
-        raise ImportTargetError(f"error importing {module_name!r}: {exc.msg} ({where})") from None
-    except Exception as exc:
-        raise ImportTargetError(f"error importing {module_name!r}: {_one_line(exc)}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ImportTargetError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(obj):
-        kind = type(obj).__name__
-        raise ImportTargetError(f"{module_name}:{attr} is not a WSGI callable (a {kind})")
-    return obj  # type: ignore[no-any-return]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="serve a WSGI app with the development server")
-    run.add_argument("target", metavar="module:attr", help="the WSGI callable, e.g. app:server")
+    run.add_argument(
+        "target",
+        metavar="TARGET",
+        help="module, module:attr or path/to/app.py[:attr] (default attr: server, then app)",
+    )
     run.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST})"
     )
@@ -100,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         "--shutdown-timeout", type=float, default=config.shutdown_timeout, metavar="SECONDS"
     )
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    routes = commands.add_parser("routes", help="list the routes of a microwsgi Server")
+    routes.add_argument("target", metavar="TARGET", help="the Server, as `run` takes it")
+    routes.add_argument("--json", action="store_true", help="print a JSON list, not a table")
     return parser
 
 
@@ -114,22 +86,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(args_list)
     if args.version:
-        from importlib.metadata import PackageNotFoundError, version
+        from . import __version__
 
-        try:
-            print(f"{PROG} {version(PROG)}")
-        except PackageNotFoundError:
-            print(f"{PROG} (not installed)")
+        print(f"{PROG} {__version__}")
         return 0
+    if args.command == "routes":
+        return _routes(args)
     if args.command != "run":
         parser.print_help(sys.stderr)
+        return 2
+    try:
+        check_port(args.port)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 2
     return _run(args, args_list)
 
 
+def _routes(args: argparse.Namespace) -> int:
+    from .app import Server
+    from .listing import format_routes
+
+    try:
+        app = load_app(args.target)
+    except ImportTargetError as exc:
+        return _error(str(exc))
+    if not isinstance(app, Server):
+        kind = type(app).__name__
+        return _error(f"{args.target} is a {kind}, not a microwsgi Server: no routes to list")
+    routes = app.routes()
+    sys.stdout.write(json.dumps(routes, indent=2) + "\n" if args.json else format_routes(routes))
+    return 0
+
+
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from .server import devserver, reload, sockets
-    from .server.logs import configure_logging
 
     options = {
         "threads": args.threads,
@@ -149,21 +140,75 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"Server listening on http://{where} (reloading on changes)", flush=True)
         return reload.supervise(argv, sock)
     try:
-        app = load_app(args.target)
+        found = find_app(args.target)
     except ImportTargetError as exc:
-        return _error(str(exc))
+        if inherited is None:
+            return _error(str(exc))
+        return _serve_the_error(exc, args, options, int(inherited))
+
+    def serving(*address: object) -> None:
+        print(f"{PROG}: serving {found.name}", file=sys.stderr, flush=True)
+
     if inherited is None:
         try:
-            devserver.serve(app, args.host, args.port, listen_msg=True, **options)
+            devserver.serve(
+                found.app, args.host, args.port, listen_msg=True, ready=serving, **options
+            )
         except sockets.BindError as exc:
             return _error(str(exc))
         return 0
     # A child of the --reload supervisor: serve on its socket until a source file changes.
+    return _serve_until_change(
+        found.app, args, options, int(inherited), reload.module_files, serving
+    )
+
+
+def _serve_the_error(
+    error: ImportTargetError, args: argparse.Namespace, options: dict[str, Any], fd: int
+) -> int:
+    """A --reload child whose app does not import: say so once, then answer every request
+    with a 500 naming the error until a file changes (a request must never hang)."""
+    from .server import reload
+
+    body = f"{PROG} could not load the app: {error.summary}\n".encode()
+
+    def failed_import(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = str(len(body))
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", length)],
+        )
+        return [body]
+
+    # The module that failed is not loaded, so watch the tree it lives in (and the folder).
+    roots = {os.getcwd(), os.path.dirname(os.path.abspath(args.target.partition(":")[0]))}
+
+    def files() -> set[str]:
+        return set().union(*(reload.tree_files(root) for root in roots))
+
+    def announce() -> None:
+        _error(f"{error}; answering 500 until a file changes")
+
+    return _serve_until_change(failed_import, args, options, fd, files, announce)
+
+
+def _serve_until_change(
+    app: Callable[..., Any],
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    fd: int,
+    files: Callable[[], Iterable[str]],
+    announce: Callable[[], object],
+) -> int:
+    from .server import devserver, reload
+    from .server.logs import configure_logging
+
     server = devserver.DevServer(
-        app, args.host, args.port, sock=socket.socket(fileno=int(inherited)), **options
+        app, args.host, args.port, sock=socket.socket(fileno=fd), **options
     )
     configure_logging()
-    watcher = reload.Watcher(lambda path: _restart(server, path)).start()
+    watcher = reload.Watcher(lambda path: _restart(server, path), files).start()
+    announce()  # after the watcher's first look: a change from now on restarts the app
     server.serve_forever(handle_signals=True)
     watcher.stop()
     return reload.RESTART_CODE if watcher.changed else 0

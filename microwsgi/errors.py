@@ -2,17 +2,20 @@
 
 `HTTPError` is an exception that carries its answer: a status, a message for the client, and
 optional extra headers (405 carries `Allow`). The application turns it into a response in one
-place (`app.py`), so 404, 405, 500 and user-raised errors all look the same on the wire.
+place (`failures.py`), so 404, 405, 500 and user-raised errors all look the same on the wire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from ._http import reason_phrase
+from .response import header_pairs
 
-__all__ = ["HTTPError", "abort", "reason_phrase"]
+__all__ = ["HTTPError", "abort"]
+
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
 class HTTPError(Exception):
@@ -21,21 +24,22 @@ class HTTPError(Exception):
     >>> raise HTTPError(404, "no such todo")
 
     The client receives `{"status": 404, "error": "Not Found", "message": "no such todo"}`
-    unless an `@server.errorhandler(404)` shapes it differently.
+    unless an `@server.errorhandler(404)` shapes it differently. `headers` are added to the
+    answer, given as a returned tuple gives them: a dict, or a list of (name, value) pairs.
     """
 
     def __init__(
         self,
         status: int = 500,
         message: str | None = None,
-        headers: Iterable[tuple[str, str]] | None = None,
+        headers: HeadersArg = None,
     ) -> None:
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"HTTPError status must be an int in 400..599, got {status!r}")
         self.status = status
         self.reason = reason_phrase(status)
         self.message = message if message is not None else self.reason
-        self.headers = list(headers or ())
+        self.headers = header_pairs(headers) if headers else []
         super().__init__(status, self.message)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,8 +50,9 @@ class HTTPError(Exception):
         return f"HTTPError({self.status}, {self.message!r})"
 
 
-def abort(
-    status: int, message: str | None = None, headers: Iterable[tuple[str, str]] | None = None
-) -> NoReturn:
-    """Stop handling the request and answer with `status` (shorthand for raising HTTPError)."""
+def abort(status: int, message: str | None = None, headers: HeadersArg = None) -> NoReturn:
+    """Stop handling the request and answer with `status` (shorthand for raising HTTPError).
+
+    >>> abort(401, "token expired", headers={"WWW-Authenticate": "Bearer"})
+    """
     raise HTTPError(status, message, headers)

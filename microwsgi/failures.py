@@ -2,9 +2,9 @@
 
 An `HTTPError` (or a werkzeug `HTTPException`) is an answer the code chose; anything else is a
 bug: a 500 that reveals nothing to the client (the traceback only in debug mode) and is logged
-with the route that raised it. ``@server.errorhandler(...)`` functions registered here shape
-either kind. The JSON shape itself is `HTTPError.to_dict` (``errors.py``); rendering is
-``response.py``'s.
+once, with the route and the handler that raised it, on the channel ``reporting.py`` picks.
+``@server.errorhandler(...)`` functions registered here shape either kind. The JSON shape
+itself is `HTTPError.to_dict` (``errors.py``); rendering is ``response.py``'s.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .errors import HTTPError
+from .reporting import report
 from .response import Delegate, InvalidResponse, Renderer, StartResponse
 
-__all__ = ["ErrorAnswers", "ErrorHandler"]
-
-log = logging.getLogger("microwsgi")
+__all__: list[str] = []
 
 ErrorHandler = Callable[[dict[str, Any], BaseException], Any]
 
@@ -82,20 +81,32 @@ class ErrorAnswers:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         """Answer 500 when the return value `rv` could not be sent."""
+        environ = request["environ"]
         if isinstance(exc, InvalidResponse):
-            log.error("%s returned an invalid response %.200r: %s", label, rv, exc)
+            report(
+                logging.ERROR,
+                "%s returned an invalid response %.200r: %s",
+                label,
+                rv,
+                exc,
+                environ=environ,
+            )
         else:  # e.g. a generator failing before its first chunk
             self.log_exception(request, exc, label)
         if isinstance(rv, (Response, Delegate)):
             # That app may have called start_response already: a second call is legal only
             # with exc_info (PEP 3333), which re-raises if the headers went out.
             start_response = _with_exc_info(start_response)
-        environ = request["environ"]
         answer = self.answer(request, exc, label, logged=True)
         try:
             return self.renderer.render(answer, environ, start_response)
         except Exception as answer_exc:  # the 500 handler's own answer was unusable
-            log.error("error handler for 500 returned an invalid response: %s", answer_exc)
+            report(
+                logging.ERROR,
+                "error handler for 500 returned an invalid response: %s",
+                answer_exc,
+                environ=environ,
+            )
             fallback = self._default(HTTPError(500), exc)
             return self.renderer.render(fallback, environ, start_response)
 
@@ -120,11 +131,7 @@ class ErrorAnswers:
     def log_exception(self, request: dict[str, Any], exc: BaseException, label: str) -> None:
         environ = request["environ"]
         where = f"{label} while handling {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
-        log.error("unhandled exception in %s", where, exc_info=exc)
-        errors = environ.get("wsgi.errors")
-        if errors is not None:
-            errors.write(f"microwsgi: unhandled exception in {where}\n")
-            errors.write("".join(traceback.format_exception(exc)))
+        report(logging.ERROR, "unhandled exception in %s", where, environ=environ, exc_info=exc)
 
 
 def _with_exc_info(start_response: StartResponse) -> StartResponse:

@@ -1,11 +1,14 @@
-"""Files on the wire: ``send_file`` and the static-directory handler.
+"""Files on the wire: ``send_file``.
 
 This module owns everything between "a handler wants to answer with a file" and the bytes the
 WSGI server sends: the media type guessed from the name, the validators (ETag, Last-Modified),
 conditional requests (RFC 9110 section 13: 304 and 412), byte ranges (RFC 9110 section 14: 206
 and 416), and handing the open file to ``wsgi.file_wrapper`` so a server can use ``sendfile``.
-It also owns the containment rules of ``static_handler``: which request paths may name a file
-under the served directory. Routing, the 404 page and the HEAD/304 body rules stay with the core.
+Parsing and comparing validators and ranges is werkzeug's (``is_resource_modified``,
+``parse_range_header``, ``Range.range_for_length``, ``ContentRange``); what is ours is the policy
+on top: several ranges get the whole file, a suffix longer than the file gets all of it, a
+compressed file is never announced as a ``Content-Encoding``, and 412/416 are the framework's
+JSON error shape. Which request paths may name a file in a static folder is ``static.py``'s.
 
 ``send_file`` needs no request: it returns a :class:`FileResponse`, a werkzeug ``Response``
 whose conditional and range decisions are made when the core serves it with the environ.
@@ -13,29 +16,36 @@ whose conditional and range decisions are made when the core serves it with the 
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import stat
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote
 
-from werkzeug.datastructures import Headers
-from werkzeug.http import parse_date, parse_etags, parse_range_header, quote_etag, unquote_etag
+from werkzeug.datastructures import ContentRange, Headers, Range
+from werkzeug.http import (
+    parse_date,
+    parse_etags,
+    parse_if_range_header,
+    parse_range_header,
+    quote_etag,
+    unquote_etag,
+)
+from werkzeug.sansio.http import is_resource_modified
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
+from ._http import status_line
 from .errors import HTTPError
-from .response import status_line
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["FileResponse", "send_file", "static_handler"]
-
-RequestDict = dict[str, Any]
+__all__ = ["send_file"]
 
 # Large enough that a Python-level copy is not dominated by per-chunk overhead, small enough
 # that many concurrent downloads do not hold much memory.
@@ -61,6 +71,8 @@ def _guess_mimetype(name: str) -> str:
 
 
 def _content_disposition(headers: Headers, download_name: str, as_attachment: bool) -> None:
+    # werkzeug applies this rule inside its own send_file (which needs the environ up front and
+    # sends Content-Encoding for .gz files) and exposes no helper for it: the same lines here.
     kind = "attachment" if as_attachment else "inline"
     try:
         download_name.encode("ascii")
@@ -117,23 +129,29 @@ class _RangeBody:
         self.file.close()
 
 
-def _etag_matches(header: str, etag: str | None, *, weak: bool) -> bool:
+def _if_match_holds(header: str, etag: str | None) -> bool:
+    # RFC 9110 section 13.1.1: a strong comparison (never true for a weak validator); '*'
+    # matches any current representation, which a file being served is.
     etags = parse_etags(header)
     if etags.star_tag:
         return True
     if etag is None:
         return False
-    value, is_weak = unquote_etag(etag)
-    if weak:
-        return etags.contains_weak(value)
-    # RFC 9110 section 8.8.3.2: a strong comparison never matches a weak validator.
-    return not is_weak and etags.contains(value)
+    value, weak = unquote_etag(etag)
+    return not weak and etags.is_strong(value)
 
 
-def _not_after(moment: datetime | None, header: str | None) -> bool:
-    """Whether ``moment`` is known and no later than the HTTP date in ``header``."""
-    since = parse_date(header)
-    return moment is not None and since is not None and moment <= since
+def _byte_span(start: int, stop: int | None, size: int) -> tuple[int, int] | None:
+    """One range of a Range header as ``(start, stop)`` within `size` bytes, or None."""
+    if stop is None and start < -size:
+        # RFC 9110 section 14.1.3: a suffix longer than the representation means all of it
+        # (werkzeug's range_for_length refuses it).
+        start = -size
+    return Range("bytes", [(start, stop)]).range_for_length(size)
+
+
+def _error_body(status: int, message: str) -> bytes:
+    return json.dumps(HTTPError(status, message).to_dict()).encode()
 
 
 class FileResponse(Response):
@@ -142,7 +160,8 @@ class FileResponse(Response):
     Headers (type, length, validators, caching, disposition) are set when it is built, so
     middleware sees and may extend them; the file is opened only when a body is sent. Built
     from a path it can be served any number of times (its headers describe the file as it
-    was when ``send_file`` ran); built from a file object, once.
+    was when ``send_file`` ran); built from a file object, once. Its 412 and 416 answers are
+    decided as it is sent, after the error handlers: they always have the default JSON shape.
     """
 
     def __init__(
@@ -168,35 +187,42 @@ class FileResponse(Response):
         if size is not None and conditional:
             self.accept_ranges = "bytes"
 
-    # RFC 9110 section 13.2.2: the order in which preconditions are evaluated.
-    def _precondition_status(self, environ: WSGIEnvironment) -> int | None:
+    def _precondition_failure(self, environ: WSGIEnvironment) -> tuple[int, str] | None:
+        """``(412 or 304, why)`` when a precondition decides the answer (RFC 9110 13.2.2)."""
         etag = self.headers.get("ETag")
         modified = self.last_modified
         if_match = environ.get("HTTP_IF_MATCH")
         if if_match is not None:
-            if not _etag_matches(if_match, etag, weak=False):
-                return 412
-        elif environ.get("HTTP_IF_UNMODIFIED_SINCE") and modified is not None:
-            since = parse_date(environ["HTTP_IF_UNMODIFIED_SINCE"])
-            if since is not None and modified > since:
-                return 412
+            if not _if_match_holds(if_match, etag):
+                return 412, "the file does not match If-Match"
+        else:
+            since = parse_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
+            if since is not None and modified is not None and modified > since:
+                return 412, "the file was modified after If-Unmodified-Since"
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match is not None:
-            return 304 if _etag_matches(if_none_match, etag, weak=True) else None
-        if _not_after(modified, environ.get("HTTP_IF_MODIFIED_SINCE")):
-            return 304
+        modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if not is_resource_modified(
+            http_if_none_match=if_none_match,
+            # RFC 9110 section 13.1.3: If-Modified-Since is ignored next to If-None-Match.
+            http_if_modified_since=None if if_none_match is not None else modified_since,
+            etag=etag,
+            last_modified=modified,
+        ):
+            return 304, "not modified"
         return None
 
     def _if_range_holds(self, environ: WSGIEnvironment) -> bool:
         value = environ.get("HTTP_IF_RANGE")
         if value is None:
             return True
-        # RFC 9110 section 13.1.5: an entity tag compares strongly; a date must be an exact
-        # match of Last-Modified. Otherwise the whole representation is sent.
-        if value.lstrip().startswith(('"', "W/")):
-            return _etag_matches(value, self.headers.get("ETag"), weak=False)
-        date = parse_date(value)
-        return date is not None and date == self.last_modified
+        # RFC 9110 section 13.1.5: an entity tag compares strongly (werkzeug's parser drops
+        # the weak mark, so a weak one is refused here); a date must equal Last-Modified.
+        if_range = parse_if_range_header(value)
+        if if_range.etag is not None:
+            etag = self.headers.get("ETag")
+            weak = value.lstrip().startswith("W/")
+            return not weak and etag is not None and unquote_etag(etag)[0] == if_range.etag
+        return if_range.date is not None and if_range.date == self.last_modified
 
     def _byte_range(self, environ: WSGIEnvironment) -> tuple[int, tuple[int, int] | None]:
         """``(206, (start, stop))``, ``(416, None)``, or ``(200, None)`` to send everything.
@@ -206,24 +232,18 @@ class FileResponse(Response):
         (answered with the whole file, which every client accepts; it also spares us the
         multipart/byteranges amplification that many small ranges invite).
         """
-        header = environ.get("HTTP_RANGE")
         size = self._size
-        if header is None or not size or environ["REQUEST_METHOD"] != "GET":
+        if not size or environ["REQUEST_METHOD"] != "GET":
             return 200, None
-        parsed = parse_range_header(header)
+        parsed = parse_range_header(environ.get("HTTP_RANGE"))
         if parsed is None or parsed.units != "bytes" or not self._if_range_holds(environ):
             return 200, None
-        satisfiable = []
-        for start, stop in parsed.ranges:
-            if stop is None and start < 0:  # suffix range: the last -start bytes, or all
-                satisfiable.append((max(size + start, 0), size))
-            elif start < size:
-                satisfiable.append((start, size if stop is None else min(stop, size)))
-        if not satisfiable:
+        spans = [_byte_span(start, stop, size) for start, stop in parsed.ranges]
+        if not any(spans):
             return 416, None
-        if len(parsed.ranges) > 1:
+        if len(spans) > 1:
             return 200, None
-        return 206, satisfiable[0]
+        return 206, spans[0]
 
     def _open(self) -> IO[bytes]:
         if isinstance(self._source, (str, os.PathLike)):
@@ -234,30 +254,32 @@ class FileResponse(Response):
         if not isinstance(self._source, (str, os.PathLike)):
             self._source.close()
 
-    def _outcome(self, environ: WSGIEnvironment) -> tuple[int, tuple[int, int] | None]:
+    def _outcome(self, environ: WSGIEnvironment) -> tuple[int, tuple[int, int] | None, str]:
         if (
             not self._conditional
             or self.status_code != 200
             or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
         ):
-            return self.status_code, None
-        status = self._precondition_status(environ)
-        if status is not None:
-            return status, None
-        return self._byte_range(environ)
+            return self.status_code, None, ""
+        decided = self._precondition_failure(environ)
+        if decided is not None:
+            return decided[0], None, decided[1]
+        status, span = self._byte_range(environ)
+        return status, span, f"no requested range is within the file's {self._size} bytes"
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # A fresh response per call keeps this object reusable and unchanged by serving.
-        status, byte_range = self._outcome(environ)
+        status, byte_range, why = self._outcome(environ)
         headers = Headers(self.headers)
         if status in (412, 416):
             self._discard_source()
             for name in ("Content-Length", "Content-Type", "Content-Disposition"):
                 headers.remove(name)
             if status == 416:
-                headers["Content-Range"] = f"bytes */{self._size}"
-            message = b"Range Not Satisfiable" if status == 416 else b"Precondition Failed"
-            error = Response(message, status_line(status), headers, mimetype="text/plain")
+                headers["Content-Range"] = ContentRange("bytes", None, None, self._size).to_header()
+            error = Response(
+                _error_body(status, why), status_line(status), headers, mimetype="application/json"
+            )
             return error(environ, start_response)
         body: Iterable[bytes] = ()
         if environ["REQUEST_METHOD"] == "HEAD" or status == 304:
@@ -268,7 +290,7 @@ class FileResponse(Response):
         else:
             start, stop = byte_range
             body = _RangeBody(self._open(), start, stop - start)
-            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{self._size}"
+            headers["Content-Range"] = ContentRange("bytes", start, stop, self._size).to_header()
             headers["Content-Length"] = str(stop - start)
         response = Response(body, status_line(status), headers, direct_passthrough=True)
         return response(environ, start_response)
@@ -347,69 +369,3 @@ def send_file(
         response.cache_control.public = max_age > 0
         response.cache_control.max_age = max_age
     return response
-
-
-def resolve_static_path(
-    root: str, relative: str, *, index: str | None = None, dotfiles: bool = False
-) -> str | None:
-    """The real path of the regular file ``relative`` names under ``root``, else ``None``.
-
-    ``root`` must already be a real (symlink-free, absolute) path. Refused: NUL bytes,
-    backslashes, absolute paths, empty, ``.`` and ``..`` segments, dot-files unless
-    ``dotfiles``, anything whose real path (symlinks followed) leaves ``root``, and
-    directories (there is no listing; a trailing ``/`` or the empty path serves ``index``
-    if one is given).
-    """
-    # Backslashes are separators on Windows and in many clients' "fixups"; NUL truncates
-    # paths in C. Neither belongs in a URL path to a file we serve.
-    if "\x00" in relative or "\\" in relative or relative.startswith("/"):
-        return None
-    segments = relative.split("/")
-    wants_directory = segments[-1] == ""
-    if wants_directory:
-        segments.pop()
-    for segment in segments:
-        if segment in ("", ".", "..") or (segment.startswith(".") and not dotfiles):
-            return None
-    if os.path.splitdrive(relative)[0]:  # "C:..." on Windows
-        return None
-    candidate = os.path.join(root, *segments)
-    if wants_directory or os.path.isdir(candidate):
-        if index is None or not wants_directory:
-            return None
-        candidate = os.path.join(candidate, index)
-    real = os.path.realpath(candidate)
-    if real != root and os.path.commonpath([root, real]) != root:
-        return None
-    return real if os.path.isfile(real) else None
-
-
-def static_handler(
-    directory: str | os.PathLike[str],
-    *,
-    max_age: int | None = None,
-    index: str | None = None,
-    dotfiles: bool = False,
-    param: str = "path",
-) -> Callable[[RequestDict], FileResponse]:
-    """A handler serving the files under ``directory`` (wired by ``Server.static``).
-
-    It reads the relative path from ``request['params'][param]`` (the route's ``*path``
-    catch-all, already percent-decoded) and answers with :func:`send_file`, or raises
-    ``HTTPError(404)`` for anything outside the directory, missing, or a directory.
-    """
-    root = os.path.realpath(directory)
-    if not os.path.isdir(root):
-        raise ValueError(f"static directory does not exist: {os.fspath(directory)!r}")
-
-    def serve_static(request: RequestDict) -> FileResponse:
-        relative = request["params"].get(param, "")
-        path = resolve_static_path(root, relative, index=index, dotfiles=dotfiles)
-        if path is None:
-            raise HTTPError(404)
-        try:
-            return send_file(path, max_age=max_age)
-        except OSError:  # removed or replaced since it was resolved
-            raise HTTPError(404) from None
-
-    return serve_static

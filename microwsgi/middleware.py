@@ -1,4 +1,4 @@
-"""Ready-made middleware in the seed's shape: ``cors``, ``request_id``, ``request_logger``.
+"""Ready-made middleware in PyMicroHTTP's shape: ``cors``, ``request_id``, ``request_logger``.
 
 Each factory returns a middleware ``mw(next) -> handler``, usable per route
 (``@server.register('GET /x', cors())``), in a list, or with ``@server.before_all()``. A
@@ -18,16 +18,13 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from .chains import Handler, Middleware
 from .response import make_response
 
-__all__ = ["CorsMiddleware", "cors", "request_id", "request_logger"]
-
-RequestDict = dict[str, Any]
-Handler = Callable[[RequestDict], Any]
-Middleware = Callable[[Handler], Handler]
+__all__ = ["cors", "request_id", "request_logger"]
 
 
-def _header(request: RequestDict, name: str) -> str | None:
+def _header(request: dict[str, Any], name: str) -> str | None:
     """A request header by name, from the environ (case and dashes as WSGI spells them)."""
     value: str | None = request["environ"].get("HTTP_" + name.upper().replace("-", "_"))
     return value
@@ -58,7 +55,7 @@ def _origin_policy(
 
 
 class CorsMiddleware:
-    """What ``cors(...)`` returns: a seed-style middleware holding one CORS policy.
+    """What ``cors(...)`` returns: a PyMicroHTTP-style middleware holding one CORS policy.
 
     ``answers_preflight`` tells the core that this middleware answers OPTIONS preflights
     itself, so it belongs on the automatic OPTIONS answer of the routes it wraps too.
@@ -99,7 +96,7 @@ class CorsMiddleware:
             return f"headers {', '.join(refused)!r} are not allowed"
         return None
 
-    def preflight(self, request: RequestDict, origin: str, method: str) -> Response:
+    def preflight(self, request: dict[str, Any], origin: str, method: str) -> Response:
         requested = _header(request, "Access-Control-Request-Headers") or ""
         asked = [h.strip() for h in requested.split(",") if h.strip()]
         refused = self.refusal(origin, method, asked)
@@ -138,7 +135,7 @@ class CorsMiddleware:
         return response
 
     def __call__(self, next: Handler) -> Handler:
-        def handler(request: RequestDict) -> Any:
+        def handler(request: dict[str, Any]) -> Any:
             origin = _header(request, "Origin")
             if origin is not None and request["verb"] == "OPTIONS":
                 method = _header(request, "Access-Control-Request-Method")
@@ -201,8 +198,8 @@ def request_id(
     token of at most 200 characters; otherwise ``generator()`` makes one (a UUID4 in hex).
     """
 
-    def middleware(next: Handler) -> Handler:
-        def handler(request: RequestDict) -> Any:
+    def request_id_middleware(next: Handler) -> Handler:
+        def handler(request: dict[str, Any]) -> Any:
             incoming = _header(request, header) if trust_incoming else None
             if incoming is not None and _REQUEST_ID.fullmatch(incoming):
                 rid = incoming
@@ -215,7 +212,7 @@ def request_id(
 
         return handler
 
-    return middleware
+    return request_id_middleware
 
 
 # --- Request logging --------------------------------------------------------------------------
@@ -231,8 +228,8 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
     """
     log = logger if logger is not None else logging.getLogger("microwsgi.request")
 
-    def middleware(next: Handler) -> Handler:
-        def handler(request: RequestDict) -> Any:
+    def request_logger_middleware(next: Handler) -> Handler:
+        def handler(request: dict[str, Any]) -> Any:
             if not log.isEnabledFor(level):
                 return next(request)
             started = time.perf_counter()
@@ -260,4 +257,4 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
 
         return handler
 
-    return middleware
+    return request_logger_middleware

@@ -1,9 +1,11 @@
-"""The WSGI environ turned into the seed's request dict, the one place that turns it into keys.
+"""The WSGI environ turned into PyMicroHTTP's request dict: every documented request key.
 
-The request is a real ``dict`` (middleware adds keys to it, as the seed's auth example does).
+The request is a real ``dict`` (middleware adds keys to it, as PyMicroHTTP's auth example does).
 `verb`, `path`, `params` and `environ` are filled when it is built; every other documented key
 is computed on first access through ``__missing__`` and then stored, so a route that never
-touches the body or the headers pays nothing for them.
+touches the body or the headers pays nothing for them. Other modules read the environ for
+their own jobs (the app its method, path and length; ``files.py`` the conditional headers;
+the ready-made middleware the headers they act on); what a handler sees is made here.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from werkzeug.wsgi import LimitedStream, get_host
 from ._http import parse_content_length
 from .errors import HTTPError
 from .query import QueryDict, parse_query
+from .response import APP_KEY
+from .urls import script_url_for
 
 if TYPE_CHECKING:
     from .app import Server
 
-__all__ = ["LAZY_KEYS", "Request", "body_too_large", "close_uploads", "decode_path"]
+__all__: list[str] = []
 
-# The environ key under which the `Server` answering the request leaves itself (not the
-# development server, whose logger is `microwsgi.server`).
-SERVER_KEY = "microwsgi.app"
+# PERF: one decoder's bound method; json.loads builds nothing new either, but first checks
+# the argument's type and sniffs bytes for their encoding, which a str never needs.
 _decode_json = json.JSONDecoder().decode
 
 
@@ -52,7 +55,10 @@ class Request(dict[str, Any]):
     too, while ``keys()``/iteration show only what has been computed so far.
     """
 
-    __slots__ = ()
+    # `_answered` is not a key: the middleware chain's note of whether the handler it called
+    # last returned an answer (``chains.py``), kept out of the dict the user sees.
+    __slots__ = ("_answered",)
+    _answered: bool
 
     def __missing__(self, key: str) -> Any:
         loader = LAZY_KEYS.get(key)
@@ -77,7 +83,7 @@ def _environ(request: Request) -> dict[str, Any]:
 
 
 def _server(request: Request) -> Server | None:
-    return _environ(request).get(SERVER_KEY)
+    return _environ(request).get(APP_KEY)
 
 
 def _headers(request: Request) -> EnvironHeaders:
@@ -150,7 +156,7 @@ def _mimetype_and_options(request: Request) -> tuple[str, dict[str, str]]:
 
 @lru_cache(maxsize=64)
 def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
-    # A service sees a handful of distinct Content-Type values; parse each once.
+    # PERF: a service sees a handful of distinct Content-Type values; parse each once.
     mimetype, options = parse_options_header(value)
     return mimetype.lower(), options
 
@@ -173,6 +179,7 @@ def _is_json(mimetype: str) -> bool:
 
 def _json(request: Request) -> Any:
     ctype = request["environ"].get("CONTENT_TYPE", "")
+    # PERF: the exact common value is compared before anything is parsed.
     if ctype != "application/json" and not _is_json(_parse_content_type(ctype)[0]):
         return None
     try:
@@ -253,6 +260,13 @@ def _url(request: Request) -> str:
     )
 
 
+def _url_for(request: Request) -> Callable[..., str]:
+    server = _server(request)
+    if server is None:
+        raise KeyError("url_for")
+    return script_url_for(server.url_for, _environ(request).get("SCRIPT_NAME", ""))
+
+
 LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "headers": _headers,
     "query": _query,
@@ -268,4 +282,5 @@ LAZY_KEYS: dict[str, Callable[[Request], Any]] = {
     "scheme": lambda r: _environ(r).get("wsgi.url_scheme", "http"),
     "host": lambda r: get_host(_environ(r)),
     "url": _url,
+    "url_for": _url_for,
 }

@@ -25,19 +25,8 @@ from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
 from ._http import status_line
-from .request import SERVER_KEY
 
-__all__ = [
-    "Delegate",
-    "InvalidResponse",
-    "Renderer",
-    "StreamBody",
-    "WSGIResponse",
-    "json_default",
-    "make_response",
-    "redirect",
-    "status_line",
-]
+__all__ = ["make_response", "redirect"]
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -45,6 +34,10 @@ BINARY_TYPE = "application/octet-stream"
 
 StartResponse = Callable[..., Callable[[bytes], object]]
 Headers = list[tuple[str, str]]
+
+# The environ key under which a Server puts itself, so that the request's lazy keys and
+# `make_response` find its settings (body limits, the JSON encoder).
+APP_KEY = "microwsgi.app"
 
 
 class InvalidResponse(TypeError):
@@ -147,7 +140,11 @@ def _check_status(status: Any) -> int:
     return int(status)
 
 
-def _check_headers(headers: Any) -> Headers:
+def header_pairs(headers: Any) -> Headers:
+    """Headers given as a dict or as (name, value) pairs, checked, as a list of pairs.
+
+    The one rule for every place a user hands us headers: a returned tuple, `abort`.
+    """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
         raise InvalidResponse(f"headers must be a dict or a list of pairs, got {headers!r}")
@@ -175,10 +172,10 @@ def _default_dumps() -> Callable[[Any], bytes]:
         encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
         return _user_dumps(encoder.encode)
     # PERF: JSONEncoder.encode builds this C encoder on every call, which costs more than
-    # encoding a small dict; we build it once, calling the private constructor with its nine
-    # positional arguments (markers, default, encoder, indent, key_separator, item_separator,
-    # sort_keys, skipkeys, allow_nan). Without the cycle check (markers=None) it keeps no
-    # state, so one is safe across threads; a cyclic answer then raises RecursionError.
+    # encoding a small dict; here it is built once. The nine positional arguments are those
+    # json.encoder passes (a private API, hence the fallback above). Without the cycle check
+    # (markers=None) it keeps no state, so one is safe across threads; a cyclic answer then
+    # raises RecursionError instead.
     iterencode = c_make_encoder(
         None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
@@ -216,7 +213,8 @@ class Renderer:
     ) -> Iterable[bytes]:
         """Answer `rv` through `start_response`; returns the body iterable."""
         kind = type(rv)
-        # The two commonest answers skip the general path entirely.
+        # PERF: the commonest answers (a dict, a list, a str with status 200) skip the general
+        # path: no tuple unpacking, no header merging, two headers built inline.
         if kind is dict or kind is list:
             body = self.dumps(rv)
             ctype = JSON_TYPE
@@ -234,7 +232,7 @@ class Renderer:
     def _render_general(
         self, rv: Any, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        status, headers, payload = self.interpret(rv)
+        status, headers, payload = self.split(rv)
         if not isinstance(payload, (list, StreamBody)):
             return payload(environ, start_response)
         start_response(status_line(status), headers)
@@ -244,7 +242,7 @@ class Renderer:
             return []
         return payload
 
-    def interpret(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+    def split(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
         """Split any valid return value into status, headers and a body (or a WSGI answer)."""
         extra: Headers | None = None
         if type(rv) is tuple:
@@ -255,7 +253,7 @@ class Renderer:
                 )
             body, status = rv[0], _check_status(rv[1])
             if len(rv) == 3:
-                extra = _check_headers(rv[2])
+                extra = header_pairs(rv[2])
         else:
             body, status = rv, 200
         if isinstance(body, (Response, Delegate)):
@@ -331,9 +329,9 @@ def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response
     """
     if isinstance(rv, Response):
         return rv
-    server = request["environ"].get(SERVER_KEY) if request is not None else None
-    renderer = getattr(server, "renderer", None) or _DEFAULT_RENDERER
-    status, headers, payload = renderer.interpret(rv)
+    app = request["environ"].get(APP_KEY) if request is not None else None
+    renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
+    status, headers, payload = renderer.split(rv)
     if not isinstance(payload, (list, StreamBody)):
         raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
     response = Response(payload, status=status, headers=headers)

@@ -64,7 +64,7 @@ def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None
     results, markdown = run_quick(tmp_path, "dispatch")
     section = results["dispatch"]
     assert section["skipped"] == {}
-    cases = {"static JSON", "params + query", "JSON POST"}
+    cases = {"static JSON", "params + query", "JSON POST", "typed param", "grouped route"}
     assert {(row["case"], row["framework"]) for row in section["rows"]} == {
         (case, fw) for case in cases for fw in FRAMEWORKS
     }
@@ -74,7 +74,7 @@ def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None
         assert row["per_sec"] == pytest.approx(1e9 / row["best_ns"])
     machine = results["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["python"].startswith("CPython")
-    for heading in ("## Performance", "### Targets (issue 6)", "### 1. In-process dispatch"):
+    for heading in ("## Performance", "### Targets", "### 1. In-process dispatch"):
         assert heading in markdown
     assert "static JSON vs Falcon" in markdown
 
@@ -108,24 +108,34 @@ def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_devserver_section_reports_the_teammate_benchmark(tmp_path: Path) -> None:
+def test_devserver_section_reports_the_dev_server_benchmark(tmp_path: Path) -> None:
     require_program("wrk", "the development server benchmark loads it with wrk")
     results, markdown = run_quick(tmp_path, "devserver")
-    section = results["devserver"]
-    if not (REPO_ROOT / "benchmarks" / "bench_devserver.py").exists():
-        assert "does not exist" in section["unavailable"]
-        pytest.skip("benchmarks/bench_devserver.py is not written yet")
-    assert isinstance(section.get("result"), dict) and section["result"]
+    result = results["devserver"]["result"]
+    assert set(result["servers"]) == {"microwsgi", "wsgiref", "werkzeug"}
+    assert all(row["requests_per_sec"] > 0 for row in result["servers"].values())
+    assert result["ratio_vs_wsgiref"] > 0 and result["idle"]["new_request_ok"] is True
     assert "### 4. Development server" in markdown
 
 
 def test_route_table_has_the_measured_routes_last_and_no_duplicates(bench: Any) -> None:
-    for size in (3, 10, 100, 10_000):
+    measured = list(bench.apps.MEASURED)
+    for size in (len(measured), 10, 100, 10_000):
         table = bench.apps.route_table(size)
         assert len(table) == size == len(set(table))
-        assert table[-3:] == list(bench.apps.MEASURED)
-    with pytest.raises(ValueError, match="at least 3"):
-        bench.apps.route_table(2)
+        assert table[-len(measured) :] == measured
+    with pytest.raises(ValueError, match=f"at least {len(measured)}"):
+        bench.apps.route_table(len(measured) - 1)
+
+
+def test_grouped_route_goes_through_groups_where_the_framework_has_them(bench: Any) -> None:
+    verb, template = bench.apps.GROUPED
+    microwsgi = bench.apps.build_app("microwsgi")
+    endpoint = microwsgi._router.get(template).endpoints[verb]
+    assert [group.prefix for group in endpoint.groups] == ["/api", "/api/v2"]
+    flask = bench.apps.build_app("flask")
+    (rule,) = [rule for rule in flask.url_map.iter_rules() if rule.rule.startswith("/api/v2/")]
+    assert rule.endpoint.count(".") == 2  # nested blueprints: outer.inner.view
 
 
 def test_a_wrong_answer_is_refused_before_timing(bench: Any) -> None:

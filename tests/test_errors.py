@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import webtest
@@ -50,17 +50,6 @@ def test_traceback_goes_to_the_microwsgi_logger(
     message = record.getMessage()
     assert "explode" in message
     assert "POST /boom/7" in message
-
-
-def test_traceback_goes_to_wsgi_errors(server: Server, call_wsgi: Any) -> None:
-    server.register_handler("GET /boom", explode)
-    errors = io.StringIO()
-    result = call_wsgi(server, "/boom", environ={"wsgi.errors": errors})
-    assert result.code == 500
-    written = errors.getvalue()
-    assert "Traceback" in written
-    assert SECRET in written
-    assert "explode" in written
 
 
 def test_exception_in_middleware_is_500(server: Server, app: webtest.TestApp) -> None:
@@ -123,6 +112,33 @@ def test_http_error_default_message_and_headers(server: Server, app: webtest.Tes
     assert response.json == {"status": 401, "error": "Unauthorized", "message": "Unauthorized"}
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     assert app.get("/y", status=409).json["error"] == "Conflict"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"WWW-Authenticate": "Bearer", "X-Reason": "expired"},
+        [("WWW-Authenticate", "Bearer"), ("X-Reason", "expired")],
+        [["WWW-Authenticate", "Bearer"], ["X-Reason", "expired"]],
+        (("WWW-Authenticate", "Bearer"), ("X-Reason", "expired")),
+    ],
+    ids=["dict", "list of tuples", "list of lists", "tuple of tuples"],
+)
+def test_abort_takes_every_header_form_a_returned_tuple_takes(
+    server: Server, app: webtest.TestApp, headers: Any
+) -> None:
+    server.register_handler("GET /tuple", lambda request: ({"x": 1}, 401, headers))
+    server.register_handler("GET /abort", lambda request: abort(401, "nope", headers=headers))
+    for path in ("/tuple", "/abort"):
+        response = app.get(path, status=401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.headers["X-Reason"] == "expired"
+    assert app.get("/abort", status=401).json["message"] == "nope"
+
+
+def test_http_error_refuses_headers_that_are_not_pairs_when_raised() -> None:
+    with pytest.raises(TypeError, match="is not a \\(name, value\\) pair"):
+        HTTPError(401, headers=["WWW-Authenticate"])
 
 
 def test_http_error_from_middleware(server: Server, app: webtest.TestApp) -> None:
@@ -312,3 +328,30 @@ def test_error_handler_may_return_a_werkzeug_response(server: Server, app: webte
 
     response = app.get("/nowhere", status=404)
     assert response.text == "<h1>Not here</h1>"
+
+
+def test_every_error_answer_the_framework_produces_has_the_one_shape(tmp_path: Any) -> None:
+    from microwsgi import send_file
+
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "a.txt").write_bytes(b"0123456789")
+    server = Server(max_body_size=10)
+    server.register_handler("POST /json", lambda request: request["json"])
+    server.register_handler("GET /file", lambda request: send_file(tmp_path / "public" / "a.txt"))
+    server.static("/static", str(tmp_path / "public"))
+    app = webtest.TestApp(server)
+    far = {"Range": "bytes=100-"}
+    answers = [
+        (400, app.post("/json", b"{oops", content_type="application/json", status=400)),
+        (404, app.get("/nowhere", status=404)),
+        (405, app.delete("/json", status=405)),
+        (413, app.post("/json", b"x" * 11, status=413)),
+        (412, app.get("/file", headers={"If-Match": '"other"'}, status=412)),
+        (416, app.get("/file", headers=far, status=416)),
+        (416, app.get("/static/a.txt", headers=far, status=416)),
+    ]
+    for status, answer in answers:
+        assert answer.content_type == "application/json", status
+        body = answer.json
+        assert body == {"status": status, "error": HTTPError(status).reason, "message": ANY}
+        assert body["message"], status

@@ -14,7 +14,7 @@ import pytest
 import webtest  # tests/conftest.py imports it first, silencing its cgi warning
 from werkzeug.http import http_date, parse_date
 
-from microwsgi import Server, make_response
+from microwsgi import HTTPError, Server, make_response
 from microwsgi.files import FileResponse, send_file
 
 CONTENT = b"0123456789abcdefghij"  # 20 bytes: ranges are easy to read
@@ -224,7 +224,12 @@ def test_304_on_head(app: webtest.TestApp) -> None:
 
 def test_412_if_match_fails(app: webtest.TestApp) -> None:
     res = app.get("/file", headers={"If-Match": '"not-it"'}, status=412)
-    assert res.headers["Content-Type"].startswith("text/plain")
+    assert res.headers["Content-Type"] == "application/json"
+    assert res.json == {
+        "status": 412,
+        "error": HTTPError(412).reason,
+        "message": "the file does not match If-Match",
+    }
 
 
 def test_if_match_passes(app: webtest.TestApp) -> None:
@@ -235,7 +240,8 @@ def test_if_match_passes(app: webtest.TestApp) -> None:
 
 def test_412_if_unmodified_since_is_earlier(app: webtest.TestApp) -> None:
     earlier = http_date(datetime(2000, 1, 1, tzinfo=timezone.utc))
-    app.get("/file", headers={"If-Unmodified-Since": earlier}, status=412)
+    res = app.get("/file", headers={"If-Unmodified-Since": earlier}, status=412)
+    assert res.json["message"] == "the file was modified after If-Unmodified-Since"
 
 
 def test_conditional_false_always_sends(data_file: Path) -> None:
@@ -271,7 +277,12 @@ def test_206(app: webtest.TestApp, header: str, body: bytes, content_range: str)
 def test_416_when_start_is_beyond_the_end(app: webtest.TestApp, header: str) -> None:
     res = app.get("/file", headers={"Range": header}, status=416)
     assert res.headers["Content-Range"] == "bytes */20"
-    assert b"0123" not in res.body
+    assert res.headers["Content-Type"] == "application/json"
+    assert res.json == {
+        "status": 416,
+        "error": HTTPError(416).reason,
+        "message": "no requested range is within the file's 20 bytes",
+    }
 
 
 def test_multiple_ranges_get_200_or_multipart_206(app: webtest.TestApp) -> None:

@@ -144,10 +144,12 @@ def test_chains_are_built_once() -> None:
     server.register_handler("GET /a", lambda request: "a", route_mw)
     server.register_handler("POST /a", lambda request: "a", route_mw)
     server.register_handler("GET /b/:id", lambda request: "b")
+    # Each registration calls its factory once, to check that it returns a handler.
+    assert built == {"before": 1, "route": 2}
     app = webtest.TestApp(server)
     app.get("/a")
     after_first = dict(built)
-    assert after_first["route"] == 2  # one chain per (route, verb); HEAD reuses GET's
+    assert after_first["route"] == 2 + 2  # one chain per (route, verb); HEAD reuses GET's
     for _ in range(30):
         app.get("/a")
         app.head("/a")
@@ -286,11 +288,15 @@ def test_middleware_may_add_keys_and_change_answers(server: Server, app: webtest
     assert app.get("/me?as=ada").json == {"user": "ada", "served_by": "mw"}
 
 
-def test_factory_returning_a_non_callable_is_reported(
+def test_factory_returning_a_non_callable_when_compiled_is_reported(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
+    calls = []
+
     def broken(next_handler: Handler) -> Any:
-        return None  # forgot `return handler`
+        calls.append(next_handler)
+        # A handler when checked at registration, None when the chains are built.
+        return next_handler if len(calls) == 1 else None
 
     server.register_handler("GET /x", lambda request: "x", broken)
     with caplog.at_level(logging.ERROR, logger="microwsgi"):

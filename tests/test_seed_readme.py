@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import re
 from typing import Any
 
@@ -176,15 +177,21 @@ def test_example_1_accessing_headers() -> None:
     assert webtest.TestApp(s).get("/hello/Ada").text == "Hello Ada"
 
 
-def test_example_1_as_literally_written_registers_nothing() -> None:
-    # Documents the README typo: without `@` the decorator is built and thrown away.
+def test_example_1_as_literally_written_registers_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Documents the README typo: without `@` the decorator is built and thrown away; the first
+    # request warns about it, naming the spec.
     s = Server()
     s.register("GET /hello/:name")
 
     def hello(request):  # pragma: no cover - never routed
         return "Hello " + request["params"]["name"]
 
-    assert webtest.TestApp(s).get("/hello/Ada", status=404)
+    with caplog.at_level(logging.WARNING, logger="microwsgi"):
+        assert webtest.TestApp(s).get("/hello/Ada", status=404)
+    assert "register('GET /hello/:name')" in caplog.text
+    assert "'@' missing" in caplog.text
 
 
 def test_example_2_dynamic_path_params() -> None:

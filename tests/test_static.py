@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import webtest  # tests/conftest.py imports it first, silencing its cgi warning
 
 from microwsgi import HTTPError, Server
-from microwsgi.files import resolve_static_path, static_handler
+from microwsgi.static import resolve_static_path, static_handler
 
 SECRET = b"TOP-SECRET outside the static folder"
 
@@ -99,7 +100,12 @@ def test_range(app: webtest.TestApp) -> None:
     res = app.get("/static/logo.png", headers={"Range": "bytes=0-7"}, status=206)
     assert res.body == b"\x89PNG\r\n\x1a\n"
     assert res.headers["Content-Range"] == "bytes 0-7/108"
-    app.get("/static/logo.png", headers={"Range": "bytes=108-"}, status=416)
+    refused = app.get("/static/logo.png", headers={"Range": "bytes=108-"}, status=416)
+    assert refused.json == {
+        "status": 416,
+        "error": HTTPError(416).reason,
+        "message": "no requested range is within the file's 108 bytes",
+    }
 
 
 def test_head(app: webtest.TestApp) -> None:
@@ -176,6 +182,65 @@ def test_max_age(tree: Path) -> None:
 def test_missing_directory_fails_at_registration(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         static_handler(tmp_path / "missing")
+
+
+# -- where a relative folder is looked up -----------------------------------------------------
+
+APP_MODULE = """
+from microwsgi import Server
+
+server = Server()
+server.static("/s", "public")
+"""
+
+
+def import_app(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"static_app_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.server
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmp/project/app.py calling static('/s', 'public'), run from another directory."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "app.py").write_text(APP_MODULE)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return tmp_path
+
+
+def test_a_relative_folder_is_found_beside_the_calling_module(project: Path) -> None:
+    (project / "project" / "public").mkdir()
+    (project / "project" / "public" / "a.txt").write_text("beside the module")
+    server = import_app(project / "project" / "app.py")
+    assert webtest.TestApp(server).get("/s/a.txt").text == "beside the module"
+
+
+def test_the_current_directory_is_still_searched_next(project: Path) -> None:
+    (project / "elsewhere" / "public").mkdir()
+    (project / "elsewhere" / "public" / "a.txt").write_text("in the current directory")
+    server = import_app(project / "project" / "app.py")
+    assert webtest.TestApp(server).get("/s/a.txt").text == "in the current directory"
+
+
+def test_beside_the_module_wins_over_the_current_directory(project: Path) -> None:
+    for where in ("project", "elsewhere"):
+        (project / where / "public").mkdir()
+        (project / where / "public" / "a.txt").write_text(where)
+    server = import_app(project / "project" / "app.py")
+    assert webtest.TestApp(server).get("/s/a.txt").text == "project"
+
+
+def test_a_missing_folder_names_every_absolute_path_tried(project: Path) -> None:
+    with pytest.raises(ValueError) as info:
+        import_app(project / "project" / "app.py")
+    message = str(info.value)
+    assert repr(str(project / "project" / "public")) in message
+    assert repr(str(project / "elsewhere" / "public")) in message
+    assert "beside the module calling static()" in message
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NEEDING_PROGRAMS = [
     "tests/e2e/test_nginx.py::test_shipped_site_is_valid_as_it_is",
     "tests/test_benchmarks_smoke.py::test_wire_runs_gunicorn_and_wrk_without_errors",
-    "tests/test_benchmarks_smoke.py::test_devserver_section_reports_the_teammate_benchmark",
+    "tests/test_benchmarks_smoke.py::test_devserver_section_reports_the_dev_server_benchmark",
 ]
 
 

@@ -13,9 +13,7 @@ from email.utils import formatdate
 from typing import Final
 
 from .._http import reason_phrase
-from .protocol import Connection
-
-__all__ = ["SERVER_SOFTWARE", "error_answer", "http_date"]
+from .protocol.connection import Connection
 
 SERVER_SOFTWARE: Final = "microwsgi"
 

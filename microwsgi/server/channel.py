@@ -12,9 +12,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from .protocol import Connection
-
-__all__ = ["Channel"]
+from .protocol.connection import Connection
 
 
 class Channel:

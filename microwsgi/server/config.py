@@ -18,7 +18,6 @@ from .protocol.events import Limits
 if TYPE_CHECKING:
     from .exchange import Exchange
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Hooks", "ServerConfig"]
 
 DEFAULT_HOST: Final = "localhost"
 DEFAULT_PORT: Final = 9090

@@ -23,8 +23,6 @@ from .loop import Engine
 from .sockets import bind, format_address
 from .wsgi import WSGIApp
 
-__all__ = ["DevServer", "serve"]
-
 log = logging.getLogger("microwsgi.server")
 
 

@@ -22,11 +22,9 @@ from typing import Any, Final
 
 from .._http import parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
-from .protocol import Connection
+from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
 from .sockets import recv_some, send_file
-
-__all__ = ["DRAIN_LIMIT", "ClientGone", "Exchange"]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -233,7 +231,10 @@ class Exchange:
                 self.send(tail)
 
     def send_single(self, body: bytes) -> None:
-        """The common case, a one-element list: headers and body in one send."""
+        """The common case, a one-element list: headers and body in one send.
+
+        PERF: one system call per answer, and a Content-Length that needs no chunking.
+        """
         self.send(self.head_bytes(None, body))
         self.bytes_sent = len(body)
 

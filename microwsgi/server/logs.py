@@ -24,7 +24,6 @@ from typing import IO, TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from .exchange import Exchange
 
-__all__ = ["ServerFormatter", "configure_logging", "log_access"]
 
 access_logger: Final = logging.getLogger("microwsgi.access")
 _ACCESS_FORMAT: Final = '%s - "%s %s HTTP/%s" %s %d %.1fms'
@@ -55,15 +54,9 @@ def log_access(exchange: Exchange) -> None:
     # PERF: makeRecord + handle is what Logger.info does, minus the stack walk that looks for
     # the caller's file and line: always this line, and a real cost per request.
     record = access_logger.makeRecord(
-        access_logger.name,
-        logging.INFO,
-        __file__,
-        0,
-        _ACCESS_FORMAT,
-        args,
-        None,
-        extra={"status": status},  # for the formatter's colour
+        access_logger.name, logging.INFO, __file__, 0, _ACCESS_FORMAT, args, None
     )
+    record.__dict__["status"] = status  # for the formatter's colour; PERF: `extra=` loops
     access_logger.handle(record)
 
 

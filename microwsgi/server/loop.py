@@ -25,19 +25,17 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from . import mux
 from .channel import Channel
 from .config import Hooks, ServerConfig
 from .pool import PoolWorkers
-from .protocol import Connection
+from .protocol.connection import Connection
 from .sockets import Waker, prepare_client
-from .worker import HOLD, Worker, time_out
+from .worker import HOLD, Worker, Workers, time_out
 from .wsgi import WSGIApp, WSGIBridge
-
-__all__ = ["Engine"]
 
 log = logging.getLogger("microwsgi.server")
 
@@ -51,8 +49,10 @@ class Engine:
     `run()` blocks in the calling thread (the loop thread) until `stop()`, then returns once
     in-flight requests are done or `shutdown_timeout` has passed; it closes the listening
     sockets it was handed. `stop()` may be called from any thread or a signal handler.
-    `server_name` is the environ's SERVER_NAME (default: each socket's own address).
-    `multiplex` picks the worker strategy (default: the epoll workers where epoll exists).
+    `server_name` is the environ's SERVER_NAME (default: each socket's own address);
+    `extra_environ` holds keys every request's environ starts with (say `wsgi.multiprocess`
+    under a pre-forking server), at no cost per request. `multiplex` picks the worker
+    strategy (default: the epoll workers where epoll exists).
     """
 
     def __init__(
@@ -63,6 +63,7 @@ class Engine:
         hooks: Hooks | None = None,
         *,
         server_name: str | None = None,
+        extra_environ: Mapping[str, Any] | None = None,
         multiplex: bool | None = None,
     ) -> None:
         if not listeners:
@@ -84,7 +85,10 @@ class Engine:
             access_log=config.access_log,
             hooks=hooks,
         )
-        self._listeners = {sock: self._listener_environ(sock, server_name) for sock in listeners}
+        self._listeners = {
+            sock: {**self._listener_environ(sock, server_name), **(extra_environ or {})}
+            for sock in listeners
+        }
         for sock in listeners:
             sock.setblocking(False)
         self._selector = selectors.DefaultSelector()
@@ -100,7 +104,7 @@ class Engine:
         worker = Worker(self._bridge, config, self.stopping, self._stop_after_this_request)
         if multiplex is None:
             multiplex = mux.AVAILABLE
-        self.workers: mux.EpollWorkers | PoolWorkers = (
+        self.workers: Workers = (
             mux.EpollWorkers(config.threads, worker, self, config.header_timeout)
             if multiplex
             else PoolWorkers(config.threads, worker, self)

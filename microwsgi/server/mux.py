@@ -28,8 +28,6 @@ from .channel import Channel
 from .sockets import Waker
 from .worker import CLOSE, HOLD, READY, Owner, Worker
 
-__all__ = ["AVAILABLE", "EpollWorkers"]
-
 AVAILABLE: Final = hasattr(select, "epoll")
 # How long the wait in epoll may stay empty before the deputy takes it over.
 PROMOTE: Final = 0.002
@@ -116,10 +114,10 @@ class EpollWorkers:
         channel = self._wait()
         while channel is not None:
             turn = serve(channel)
-            stop = stopping.is_set()
+            ending = stopping.is_set()
             if turn is CLOSE:
                 owner.close(channel)
-            elif stop:
+            elif ending:
                 owner.hand_back(channel)
             elif turn is READY:
                 channel = self._take(requeue=channel)
@@ -128,7 +126,7 @@ class EpollWorkers:
                 self._park(channel, wake=False)
             # While another worker is busy too, leave the work to it: fewer threads taking
             # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
-            retire = stop or self._busy > 1
+            retire = ending or self._busy > 1
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)

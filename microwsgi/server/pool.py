@@ -18,8 +18,6 @@ from typing import Final
 from .channel import Channel
 from .worker import CLOSE, HOLD, READY, Owner, Worker
 
-__all__ = ["PoolWorkers"]
-
 # The worker holds its connection for HOLD only while another worker is idle; when none is,
 # this short wait bounds the delay a newly arrived request can see, and with connections
 # queued there is no wait.

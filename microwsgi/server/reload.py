@@ -24,8 +24,6 @@ import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 
-__all__ = ["ENV_FD", "RESTART_CODE", "Watcher", "module_files", "supervise"]
-
 RESTART_CODE = 3
 ENV_FD = "MICROWSGI_RELOAD_FD"
 INTERVAL = 0.5
@@ -87,9 +85,13 @@ class Watcher:
         self.changed: str | None = None
         self._stop = threading.Event()
         self._parent = os.getppid()
+        self._stamps: dict[str, tuple[int, int] | None] = {}
         self._thread = threading.Thread(target=self._run, name="microwsgi-reload", daemon=True)
 
     def start(self) -> Watcher:
+        """Take the files' current state as the baseline, then watch from a thread: a change
+        made after `start()` returns is always seen."""
+        self.check(self._stamps)
         self._thread.start()
         return self
 
@@ -107,10 +109,8 @@ class Watcher:
         return None
 
     def _run(self) -> None:
-        stamps: dict[str, tuple[int, int] | None] = {}
-        self.check(stamps)
         while not self._stop.wait(self.interval):
-            changed = self.check(stamps)
+            changed = self.check(self._stamps)
             if changed is None and os.getppid() != self._parent:
                 changed = "<supervisor exited>"  # orphaned: do not hold the port forever
             if changed is not None:

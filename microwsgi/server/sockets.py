@@ -7,10 +7,10 @@ closing after an error answer without destroying it, and the socketpair that wak
 blocked in select or epoll. Which socket to read when is the workers' business; HTTP is the
 protocol's.
 
-Client sockets are blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO) so that the hot path
-("wait briefly for the next request, read it, write the answer") is two system calls: Python's
-own socket timeouts would poll() before each one. That, `select.poll` and MSG_DONTWAIT make the
-server POSIX-only (Linux, macOS, BSD).
+Client sockets are blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO). PERF: the hot path
+("wait briefly for the next request, read it, write the answer") is then two system calls;
+Python's own socket timeouts would poll() before each one. That, `select.poll` and
+MSG_DONTWAIT make the server POSIX-only (Linux, macOS, BSD).
 """
 
 from __future__ import annotations
@@ -23,19 +23,7 @@ import struct
 import time
 from typing import Final
 
-__all__ = [
-    "RECV_SIZE",
-    "BindError",
-    "Waker",
-    "bind",
-    "format_address",
-    "lingering_close",
-    "prepare_client",
-    "recv_some",
-    "send_all",
-    "send_file",
-    "set_receive_timeout",
-]
+from .._address import check_port
 
 RECV_SIZE: Final = 65536
 # After an error answer that closes the connection, unread request bytes would make the kernel
@@ -69,8 +57,10 @@ def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
     allows it.
     """
     where = format_address(host or "0.0.0.0", port)
-    if not 0 <= port <= 65535:  # getaddrinfo would wrap 99999 around to 34463
-        raise BindError(None, f"cannot listen on {where}: the port must be 0 to 65535")
+    try:
+        check_port(port)  # getaddrinfo would wrap 99999 around to 34463
+    except ValueError as exc:
+        raise BindError(None, f"cannot listen on {where}: {exc}") from None
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

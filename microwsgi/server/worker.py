@@ -27,19 +27,6 @@ from .protocol.events import NEED_DATA, ProtocolError, RequestHead
 from .sockets import RECV_SIZE, lingering_close, send_all, set_receive_timeout
 from .wsgi import WSGIBridge
 
-__all__ = [
-    "CLOSE",
-    "HOLD",
-    "IDLE",
-    "READY",
-    "TURN_LIMIT",
-    "Owner",
-    "Turn",
-    "Worker",
-    "refuse",
-    "time_out",
-]
-
 log = logging.getLogger("microwsgi.server")
 
 # Requests one connection may have answered in a row while others may be waiting.
@@ -75,6 +62,25 @@ class Owner(Protocol):
 
     def close(self, channel: Channel) -> None:
         """Close a connection (from any thread)."""
+
+
+class Workers(Protocol):
+    """What the engine needs from a worker strategy (``mux.py``, ``pool.py``)."""
+
+    def dispatch(self, channel: Channel) -> None:
+        """Serve `channel`, which has bytes to read (loop thread)."""
+
+    def forget(self, channel: Channel) -> None:
+        """`channel` is being closed: drop whatever the strategy holds for it."""
+
+    def begin_stop(self) -> None:
+        """The engine is stopping: give waiting connections back, wake the threads."""
+
+    def stop(self, deadline: float) -> None:
+        """Wait until `deadline` at most for the threads to end."""
+
+    def close(self) -> None:
+        """Release what the strategy holds (after `stop`)."""
 
 
 class Worker:

@@ -156,6 +156,11 @@ class Gunicorn:
     def access_log(self) -> Path:
         return self.logdir / "access.log"
 
+    @property
+    def stderr_log(self) -> Path:
+        """What the processes wrote to stderr outside gunicorn's logs."""
+        return self.logdir / "stderr.log"
+
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "gunicorn",
@@ -178,13 +183,14 @@ class Gunicorn:
         env = {**os.environ, **self.env}
         # The code under test is this checkout, installed or not.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            self.command(),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: see stop_group
-        )
+        with self.stderr_log.open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                self.command(),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # its own process group: see stop_group
+            )
         wait_until(self._booted, START_TIMEOUT, f"gunicorn {self.app} to boot")
         wait_until(lambda: accepts_connections(self.port), START_TIMEOUT, "gunicorn's socket")
         return self

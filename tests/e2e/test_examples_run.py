@@ -31,6 +31,7 @@ EXAMPLE_REQUESTS = [
     pytest.param("auth", "/me", 401, id="auth"),
     pytest.param("mounted", "/flask/", 200, id="mounted"),
     pytest.param("streaming", "/count?n=2", 200, id="streaming"),
+    pytest.param("library", "/api/v1/books/dune", 200, id="library"),
 ]
 
 

@@ -37,7 +37,13 @@ def test_serves_the_examples(gunicorn: StartGunicorn, options: dict[str, Any]) -
     assert fetch(hello.port, "/hello/ada").json() == {"message": "Hello, ada!"}
 
     todos = gunicorn("todos:server", chdir=EXAMPLES, **options)
-    created = fetch(todos.port, "/todos", method="POST", body=b'{"title": "deploy"}')
+    created = fetch(
+        todos.port,
+        "/todos",
+        method="POST",
+        body=b'{"title": "deploy"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert created.status == 201
     todo = created.json()
     assert fetch(todos.port, f"/todos/{todo['id']}").json() == todo
@@ -78,6 +84,20 @@ def test_raising_handler_gives_500_and_worker_keeps_serving(
     assert after.status == 200
     assert after.json()["pid"] == pid  # the same worker, not a replacement
     assert "RuntimeError: a bug in a handler" in app.log()
+
+
+@pytest.mark.parametrize("options", WORKERS)
+def test_a_failing_handler_is_in_the_error_log_once(
+    gunicorn: StartGunicorn, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
+    assert fetch(app.port, "/boom").status == 500
+    app.stop()
+    log, stderr = app.log(), app.stderr_log.read_text()
+    assert log.count("Traceback (most recent call last)") == 1, log
+    assert log.count("RuntimeError: a bug in a handler") == 1, log
+    assert "boom (GET /boom) while handling GET /boom" in log
+    assert "Traceback" not in stderr, stderr  # not also on stderr (the shipped errorlog)
 
 
 @pytest.mark.parametrize("options", WORKERS)

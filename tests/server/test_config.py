@@ -66,7 +66,9 @@ def test_the_seeds_start_server_defaults_are_the_servers() -> None:
 def test_a_port_out_of_range_is_a_one_line_bind_error() -> None:
     with pytest.raises(BindError) as info:
         bind("127.0.0.1", 99999)
-    assert str(info.value) == "cannot listen on 127.0.0.1:99999: the port must be 0 to 65535"
+    assert str(info.value) == (
+        "cannot listen on 127.0.0.1:99999: port 99999 is outside 0-65535 (0 picks a free port)"
+    )
 
 
 def test_an_unknown_host_is_a_one_line_bind_error() -> None:

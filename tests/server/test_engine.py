@@ -94,6 +94,15 @@ def test_server_name_can_be_given() -> None:
         assert json.loads(client.request(get()).body)["SERVER_NAME"] == "example.org"
 
 
+def test_extra_environ_is_in_every_request() -> None:
+    sock = listening()
+    extra = {"wsgi.multiprocess": True, "wsgi.url_scheme": "https"}
+    engine = Engine(environ_app, [sock], config(), extra_environ=extra)
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        assert json.loads(client.request(get()).body)["wsgi.url_scheme"] == "https"
+        assert json.loads(client.request(get()).body)["wsgi.url_scheme"] == "https"
+
+
 def test_graceful_stop_finishes_in_flight_closes_idle_and_stops_accepting() -> None:
     gate = Gate()
     sock = listening()

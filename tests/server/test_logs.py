@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from server_live import Client, get, hello_app, serving
@@ -80,18 +81,27 @@ def configured() -> Iterator[tuple[Recording, logging.Logger]]:
         logging.getLogger().handlers[:] = root_handlers
 
 
-def test_lines_are_written_in_batches_off_the_request_path(
+def test_records_go_through_a_queue_to_the_writer_thread(
     configured: tuple[Recording, logging.Logger],
 ) -> None:
     stream, logger = configured
-    handler = logger.handlers[0]
-    assert isinstance(handler, logging.handlers.QueueHandler)
-    access = logging.getLogger("microwsgi.access")
-    for _ in range(50):
-        access.handle(access_record("200"))
+    assert isinstance(logger.handlers[0], logging.handlers.QueueHandler)
+    logging.getLogger("microwsgi.access").handle(access_record("200"))
     assert stream.written.wait(5)
-    # The writer waits a moment for more: the 50 lines arrived together, so they went out
-    # in one write (the test wrote them faster than the writer's batching interval).
+    assert stream.getvalue().endswith('"GET /x HTTP/1.1" 200 9 0.5ms\n')
+
+
+def test_lines_that_piled_up_are_written_in_one_write() -> None:
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for _ in range(50):  # all queued before the writer looks: they are one batch
+        records.put(access_record("200"))
+    stream = Recording()
+    writer = logs._BatchingListener(records, stream, colour=False)
+    writer.start()
+    try:
+        assert stream.written.wait(5)
+    finally:
+        writer.stop()
     assert stream.getvalue().count("\n") == 50 and stream.writes == 1
 
 

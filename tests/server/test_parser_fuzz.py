@@ -105,4 +105,5 @@ def test_mutated_corpus_requests_at_random_splits() -> None:
                 f"limits={limits}"
             ) from exc
         rounds += 1
+    print(f"parser fuzz: {rounds} mutated requests in {SECONDS:g} s, seed {SEED}")  # with -s
     assert rounds >= 20, "the time budget allowed no real run"

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microwsgi.server.protocol import Connection
+from microwsgi.server.protocol.connection import Connection
 from microwsgi.server.protocol.events import (
     NEED_DATA,
     PAUSED,

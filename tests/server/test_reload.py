@@ -88,13 +88,16 @@ def test_a_broken_app_is_restarted_once_a_file_changes(
     line = proc.stdout.readline()
     assert line.startswith("Server listening on http://127.0.0.1:"), line
     port = int(line.split(":")[2].split()[0])
-    # The child fails to import; the supervisor says so and waits for a change.
+    # The child cannot import the app; it says so and waits for a change.
     for line in proc.stderr:
-        if "restarting when a file changes" in line:
+        if "until a file changes" in line:
             break
     source.write_text(GOOD)
     os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
-    # The supervisor kept the socket: this request waits in the backlog for the new child.
+    for line in proc.stderr:  # the change is seen, and a new child serves the fixed app
+        if "serving webapp" in line:
+            break
+    # The supervisor kept the socket: no request is refused while children come and go.
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         answer = b""

@@ -20,7 +20,7 @@ import pytest
 from server_live import Client, get, serving
 
 from microwsgi.server import exchange
-from microwsgi.server.wsgi import input_stream
+from microwsgi.server.wsgi import InputStream
 
 
 def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -160,9 +160,9 @@ def test_http_1_0_protocol() -> None:
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
-def body_reader(body: bytes, piece: int = 3) -> io.BufferedReader:
+def body_reader(body: bytes, piece: int = 3) -> InputStream:
     pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
-    return input_stream(lambda: pieces.pop(0) if pieces else b"")
+    return InputStream(lambda: pieces.pop(0) if pieces else b"")
 
 
 def test_input_stream_is_bounded_and_line_oriented() -> None:
@@ -416,7 +416,6 @@ def test_file_wrapper_on_304_sends_no_body(tmp_path: Path) -> None:
 
 
 def test_file_wrapper_over_a_non_file_is_iterated() -> None:
-    import io
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [("Content-Type", "text/plain")])

@@ -6,7 +6,3 @@ path for whole and trickling heads, under the `Limits`), checks their request-ta
 (``body.py``), frames responses and decides keep-alive. Every refusal is a `ProtocolError`
 carrying the status to answer with. Nothing here touches a socket, a clock or a thread.
 """
-
-from .connection import Connection
-
-__all__ = ["Connection"]  # the events, limits and ProtocolError are in `.events`

@@ -16,8 +16,6 @@ from .events import NEED_DATA, Data, EndOfMessage, Limits, ProtocolError, Sentin
 from .grammar import chunk_size
 from .head import HeadReader
 
-__all__ = ["ChunkedReader", "LengthReader"]
-
 # Largest Data event: bounds what one event holds, whatever the client sends at once.
 _PIECE: Final = 65536
 

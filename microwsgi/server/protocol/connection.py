@@ -34,8 +34,6 @@ from .fields import build_request_head
 from .grammar import tokens
 from .head import HeadReader
 
-__all__ = ["Connection"]
-
 
 class _Field(enum.IntEnum):
     """What a response field is to the framing: one that needs a look, or any other (0)."""

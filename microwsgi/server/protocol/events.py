@@ -15,11 +15,6 @@ from typing import Final, TypeAlias
 
 from ..._http import MAX_CHUNK_LINE, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_TARGET
 
-__all__ = [  # noqa: RUF022 - grouped: events, sentinels, then the rest
-    "RequestHead", "Data", "EndOfMessage", "ConnectionClosed", "Event", "NEED_DATA", "PAUSED",
-    "Sentinel", "Limits", "DEFAULT_LIMITS", "ProtocolError",
-]  # fmt: skip
-
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:

@@ -17,8 +17,6 @@ from ..._http import parse_content_length
 from .events import Limits, ProtocolError, RequestHead
 from .grammar import HOST_RE, tokens
 
-__all__ = ["FORBIDDEN_TRAILERS", "SINGLETON_FIELDS", "build_request_head"]
-
 # RFC 9110 §5.3: a field whose grammar is not a list cannot be sent twice; joining two values
 # (as the environ does for repeated fields) would make one that neither sender meant.
 SINGLETON_FIELDS: Final = frozenset(

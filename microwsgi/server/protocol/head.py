@@ -25,8 +25,6 @@ from .grammar import (
 )
 from .target import split_target
 
-__all__ = ["HeadReader"]
-
 
 class HeadReader:
     """Collects one header section: a request's (request line first) or a trailer section.

@@ -1,0 +1,173 @@
+"""Route groups, and the registration API that `Server` and its groups share.
+
+``api = server.group('/api', middleware)`` returns a `Group`: routes registered on it are served
+under the prefix, behind the group's middleware (inside the server's before-all middleware,
+outside the route's own), and groups nest, their prefixes and middleware adding up from the
+outermost group in. A route path is appended to the prefix as written: ``GET /`` in ``/api`` is
+``/api/``, and the empty path ``GET `` is ``/api`` itself.
+
+`Registrar` is the API both offer: `register`, `register_handler`, the verb shortcuts (`get`,
+`post`, `put`, `patch`, `delete`) and `group`. It only turns what a group is given into what the
+server records; recording routes and compiling them is ``app.py``'s and ``chains.py``'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+
+from .chains import Handler, Middleware, check_middleware
+from .routing import parse_spec
+
+if TYPE_CHECKING:
+    from .app import Server
+
+__all__ = ["Group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+MiddlewareArg = Middleware | Sequence[Middleware] | None
+
+
+class RouteDecorator(Protocol):
+    """A verb shortcut, bound: ``server.get(path, middleware=None, *, name=None)``."""
+
+    def __call__(
+        self, path: str, middleware: MiddlewareArg = None, *, name: str | None = None
+    ) -> Callable[[F], F]: ...
+
+
+class _VerbShortcut:
+    """``registrar.get(path, ...)`` and friends: ``registrar.register('GET path', ...)``."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+
+    @overload
+    def __get__(self, registrar: None, owner: type) -> _VerbShortcut: ...
+
+    @overload
+    def __get__(self, registrar: Registrar, owner: type | None = None) -> RouteDecorator: ...
+
+    def __get__(
+        self, registrar: Registrar | None, owner: type | None = None
+    ) -> RouteDecorator | _VerbShortcut:
+        if registrar is None:  # looked up on the class
+            return self
+        verb = self.verb
+
+        def shortcut(
+            path: str, middleware: MiddlewareArg = None, *, name: str | None = None
+        ) -> Callable[[F], F]:
+            return registrar.register(f"{verb} {path}", middleware, name=name)
+
+        shortcut.__name__ = shortcut.__qualname__ = verb.lower()
+        shortcut.__doc__ = f"Decorator: the same as ``register('{verb} ' + path, ...)``."
+        return shortcut
+
+
+class Registrar:
+    """The registration API `Server` and `Group` share.
+
+    A subclass sets `_server` (the server that records the routes), `_prefix` (prepended to
+    every route path) and `_groups` (the enclosing groups, outermost first).
+    """
+
+    _server: Server
+    _prefix: str
+    _groups: tuple[Group, ...]
+
+    get = _VerbShortcut("GET")
+    post = _VerbShortcut("POST")
+    put = _VerbShortcut("PUT")
+    patch = _VerbShortcut("PATCH")
+    delete = _VerbShortcut("DELETE")
+
+    def register(
+        self, spec: str, middleware: MiddlewareArg = None, *, name: str | None = None
+    ) -> Callable[[F], F]:
+        """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`.
+
+        `name` is the route's name for `url_for` (by default the function's ``__name__``). The
+        spec, the name and the middleware are checked here, at the decorator line (middleware
+        factories are called once to see that they return a handler); a decorator never
+        applied to a function is warned about on the first request.
+        """
+        served = self._served_spec(spec)
+        server = self._server
+        server._check_spec(served, name)
+        chain = check_middleware(f"route {served!r}", middleware)
+        token = server._unapplied.add(served)
+        server._ready = False  # so the next request warns if the decorator is never applied
+
+        def decorator(handler: F) -> F:
+            server._unapplied.applied(token)
+            default_name = getattr(handler, "__name__", None)
+            server._add_route(served, handler, chain, self._groups, name, default_name)
+            return handler
+
+        return decorator
+
+    def register_handler(
+        self,
+        spec: str,
+        handler: Handler,
+        middleware: MiddlewareArg = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Route `spec` to `handler` (the non-decorator form of `register`)."""
+        served = self._served_spec(spec)
+        chain = check_middleware(f"route {served!r}", middleware)
+        default_name = getattr(handler, "__name__", None)
+        self._server._add_route(served, handler, chain, self._groups, name, default_name)
+
+    def group(self, prefix: str, middleware: MiddlewareArg = None) -> Group:
+        """Routes under ``prefix``, behind ``middleware``: see `Group`."""
+        return Group(self, prefix, middleware)
+
+    def _served_spec(self, spec: str) -> str:
+        """`spec` with the prefix in front of its path, checked as written first."""
+        if not self._groups:
+            return spec
+        if isinstance(spec, str) and spec.count(" ") == 1 and spec.endswith(" "):
+            return spec + self._prefix  # 'GET ' is the group's own path
+        verb, path = parse_spec(spec)
+        return f"{verb} {self._prefix}{path}"
+
+
+class Group(Registrar):
+    """Routes under a prefix, behind shared middleware; made by ``server.group(...)``.
+
+    It has the server's registration API (`register`, `register_handler`, `get`, `post`,
+    `put`, `patch`, `delete`, `group`). The prefix is a path like ``/api`` (parameters
+    allowed, no trailing ``/``, no catch-all); ``''`` or ``'/'`` adds no prefix, for a group
+    that only shares middleware.
+    """
+
+    def __init__(self, parent: Registrar, prefix: str, middleware: MiddlewareArg = None) -> None:
+        label = f"group {prefix!r}"
+        if not isinstance(prefix, str):
+            raise ValueError(f"group prefix must be a path like '/api', got {prefix!r}")
+        prefix = "" if prefix == "/" else prefix
+        if prefix:
+            if prefix.endswith("/") or "*" in prefix:
+                raise ValueError(
+                    f"{label}: the prefix must be a path like '/api' or '/users/:id', "
+                    "without a trailing '/' or a catch-all"
+                )
+            try:
+                parent._server._check_spec(f"* {parent._prefix}{prefix}")
+            except ValueError as exc:
+                raise ValueError(f"{label}: {exc}") from None
+        self.middleware = check_middleware(label, middleware)
+        self._server = parent._server
+        self._prefix = parent._prefix + prefix
+        self._groups = (*parent._groups, self)
+
+    @property
+    def prefix(self) -> str:
+        """The full prefix routes get, the enclosing groups' included."""
+        return self._prefix
+
+    def __repr__(self) -> str:
+        return f"<Group {self._prefix or '/'!r}>"
