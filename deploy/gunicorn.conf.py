@@ -24,16 +24,24 @@ wsgi_app = os.environ.get("MICROWSGI_APP") or None
 # and this value is ignored.
 bind = [os.environ.get("MICROWSGI_BIND", "127.0.0.1:8000")]
 
-# The classic 2 x CPUs + 1 for the sync worker: while one process waits on I/O another one has the
-# CPU. WEB_CONCURRENCY is the name gunicorn and most hosting platforms already use for this.
-workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
+# The worker class, from one variable:
+# - "sync" (the default): one request per process at a time, the most predictable behind nginx,
+#   which buffers slow clients so a process is never tied up by one; no keep-alive to nginx.
+# - "gthread": threads per process and kept-alive connections, gunicorn's own HTTP code; for apps
+#   that wait on other services, and for what only it does (TLS in gunicorn, HTTP/2).
+# - "microwsgi.workers.Worker": microwsgi's HTTP engine in gunicorn's processes; threads per
+#   process, kept-alive connections that hold no thread while idle, the most requests per CPU.
+#   It refuses TLS settings at boot and warns about the settings it ignores (README.md).
+# deploy/README.md says more about when to pick which.
+_MICROWSGI_WORKER = "microwsgi.workers.Worker"
+worker_class = os.environ.get("MICROWSGI_WORKER_CLASS") or "sync"
+threads = _env_int("MICROWSGI_THREADS", {"gthread": 4, _MICROWSGI_WORKER: 8}.get(worker_class, 1))
 
-# "sync" (one request per process at a time) is the safest default behind nginx, which buffers slow
-# clients so a process is never tied up by one. "gthread" adds threads per process and keeps
-# connections alive: choose it for apps that wait on other services, or to let nginx reuse its
-# upstream connections (the upstream `keepalive` in deploy/nginx.conf).
-worker_class = os.environ.get("MICROWSGI_WORKER_CLASS", "sync")
-threads = _env_int("MICROWSGI_THREADS", 4 if worker_class == "gthread" else 1)
+# The classic 2 x CPUs + 1 for the sync and gthread workers: while one process waits on I/O
+# another one has the CPU. microwsgi's worker keeps a process busy with its threads, so one per
+# CPU. WEB_CONCURRENCY is the name gunicorn and most hosting platforms already use for this.
+_cpus = multiprocessing.cpu_count()
+workers = _env_int("WEB_CONCURRENCY", _cpus if worker_class == _MICROWSGI_WORKER else _cpus * 2 + 1)
 
 # A worker silent for this long is killed and replaced: it is stuck, and a stuck worker serves no
 # one. Keep it above the slowest legitimate request and below nginx's proxy_read_timeout (60 s).
@@ -43,9 +51,9 @@ timeout = _env_int("MICROWSGI_TIMEOUT", 30)
 # unit's TimeoutStopSec is a little longer, so systemd never kills a shutdown that is on time.
 graceful_timeout = _env_int("MICROWSGI_GRACEFUL_TIMEOUT", 30)
 
-# Idle keep-alive connections (gthread only; the sync worker closes after each response). Longer
-# than nginx's upstream keepalive_timeout (60 s) so that nginx, not gunicorn, closes an idle
-# connection: otherwise nginx may send a request on a socket gunicorn is just closing.
+# Idle keep-alive connections (gthread and microwsgi's worker; sync closes after each answer).
+# Longer than nginx's upstream keepalive_timeout (60 s) so that nginx, not gunicorn, closes an
+# idle connection: otherwise nginx may send a request on a socket gunicorn is just closing.
 keepalive = _env_int("MICROWSGI_KEEPALIVE", 65)
 
 # Replace each worker after about this many requests, so a slow leak in the app (or a library)

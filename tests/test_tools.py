@@ -1,5 +1,5 @@
-"""The test suite on a fresh machine: what needs nginx, wrk or openssl skips there, naming it,
-and fails instead under CI (``MICROWSGI_REQUIRE_TOOLS=1``)."""
+"""The test suite on a fresh machine: what needs nginx, wrk, openssl or systemd-socket-activate
+skips there, naming it, and fails instead under CI (``MICROWSGI_REQUIRE_TOOLS=1``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 import tools
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# One test per program: nginx (the shipped site checked by nginx -t) and wrk (two benchmarks).
+# One test per program: nginx (the shipped site checked by nginx -t), wrk (two benchmarks) and
+# systemd-socket-activate (the shipped units' socket activation).
 NEEDING_PROGRAMS = [
     "tests/e2e/test_nginx.py::test_shipped_site_is_valid_as_it_is",
+    "tests/e2e/test_worker_listeners.py::test_systemd_socket_activation_with_the_shipped_units",
     "tests/test_benchmarks_smoke.py::test_wire_runs_gunicorn_and_wrk_without_errors",
     "tests/test_benchmarks_smoke.py::test_devserver_section_reports_the_dev_server_benchmark",
 ]
@@ -22,7 +24,7 @@ NEEDING_PROGRAMS = [
 
 def run_pytest(**env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != tools.REQUIRE_ENV}
-    environ[tools.HIDE_ENV] = "nginx,wrk,openssl"
+    environ[tools.HIDE_ENV] = "nginx,wrk,openssl,systemd-socket-activate"
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *NEEDING_PROGRAMS],
@@ -38,17 +40,19 @@ def run_pytest(**env: str) -> subprocess.CompletedProcess[str]:
 def test_without_the_programs_their_tests_skip_naming_program_and_package() -> None:
     done = run_pytest()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 skipped" in done.stdout
+    assert "4 skipped" in done.stdout
     assert "nginx is not installed" in done.stdout
     assert "apt-get install nginx" in done.stdout
     assert done.stdout.count("wrk is not installed") == 2
     assert "apt-get install wrk" in done.stdout
+    assert "systemd-socket-activate is not installed" in done.stdout
+    assert "apt-get install systemd" in done.stdout
 
 
 def test_under_ci_a_missing_program_is_a_failure() -> None:
     done = run_pytest(**{tools.REQUIRE_ENV: "1"})
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "3 failed" in done.stdout
+    assert "4 failed" in done.stdout
     assert f"{tools.REQUIRE_ENV}=1 requires it" in done.stdout
 
 

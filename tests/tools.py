@@ -1,4 +1,5 @@
-"""Programs from outside the venv that some tests drive (nginx, wrk, openssl): found or explained.
+"""Programs from outside the venv that some tests drive (nginx, wrk, openssl,
+systemd-socket-activate): found or explained; and whether the machine has an IPv6 loopback.
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -18,7 +20,12 @@ REQUIRE_ENV = "MICROWSGI_REQUIRE_TOOLS"
 # Lets a test of this module play a machine without some programs ("nginx,wrk").
 HIDE_ENV = "MICROWSGI_HIDE_PROGRAMS"
 # program -> Debian package
-PACKAGES = {"nginx": "nginx", "wrk": "wrk", "openssl": "openssl"}
+PACKAGES = {
+    "nginx": "nginx",
+    "wrk": "wrk",
+    "openssl": "openssl",
+    "systemd-socket-activate": "systemd",
+}
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 
@@ -46,3 +53,15 @@ def require_program(name: str, purpose: str) -> str:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
     pytest.skip(reason)
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here (containers often have no IPv6)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

@@ -38,6 +38,9 @@ class ServerConfig:
     keepalive_timeout: float = 5.0  # an idle keep-alive connection is closed after it
     io_timeout: float = 30.0  # per read or write of a body
     shutdown_timeout: float = 10.0  # how long a graceful stop waits for in-flight requests
+    # On a graceful stop, how long an idle keep-alive connection stays open for a request its
+    # client may be sending already (answered with `Connection: close`); 0: closed at once.
+    keepalive_on_stop: float = 0.0
     backlog: int = 1024  # listen() backlog of a socket the server binds itself
     access_log: bool = True  # one line per request on the `microwsgi.access` logger
     max_connections: int | None = None  # at this many open connections, stop accepting
@@ -79,24 +82,28 @@ class ServerConfig:
         for name in ("header_timeout", "keepalive_timeout", "io_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
-        if self.shutdown_timeout < 0:
-            raise ValueError("shutdown_timeout must not be negative")
+        for name in ("shutdown_timeout", "keepalive_on_stop"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
 
 
 @dataclass(frozen=True)
 class Hooks:
     """What an embedder plugs into the engine; every hook is optional.
 
-    `prepare(environ)` runs before the application, in the worker thread: it may add or change
-    environ keys (say `wsgi.url_scheme` from a trusted proxy's header) or run a pre-request
-    hook; if it raises, the client gets a 500. `finish(exchange)` runs once the answer is sent
+    `prepare(exchange)` runs before the application, in the worker thread, once
+    `exchange.environ` is built from `exchange.head`: it may add or change environ keys (say
+    `wsgi.url_scheme` from a trusted proxy's header), set `exchange.close_after` (the answer
+    then says `Connection: close`) or run a pre-request hook. If it raises `ProtocolError`,
+    the request is refused with that error's status; any other exception is a 500.
+    `finish(exchange)` runs once the answer is sent
     (a post-request hook) and `access_log(exchange)` replaces the built-in access line; both
     get the finished `Exchange` (see its public attributes) and their errors are only logged.
     `tick()` runs in the loop thread about every `tick_interval` seconds, also while a graceful
     stop waits for in-flight requests (a gunicorn worker's heartbeat).
     """
 
-    prepare: Callable[[dict[str, Any]], object] | None = None
+    prepare: Callable[[Exchange], object] | None = None
     finish: Callable[[Exchange], object] | None = None
     access_log: Callable[[Exchange], object] | None = None
     tick: Callable[[], object] | None = None

@@ -8,8 +8,9 @@ application first reads), and draining what the application left unread so the c
 be reused. Building the environ and running the application is ``wsgi.py``; framing is the
 protocol's; the socket calls are ``sockets.py``.
 
-An `Exchange` is also what the `finish` and `access_log` hooks receive; its public attributes
-(`environ`, `head`, `peer`, `status`, `headers`, `bytes_sent`, `duration`) are theirs to read.
+An `Exchange` is also what the `prepare`, `finish` and `access_log` hooks receive; its public
+attributes (`environ`, `head`, `peer`, `sock`, `status`, `headers`, `bytes_sent`, `duration`)
+are theirs to read, and `prepare` may set `close_after`.
 """
 
 from __future__ import annotations

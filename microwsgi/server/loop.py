@@ -5,8 +5,9 @@ once; past that they wait in the backlog), one selector that watches every idle 
 connection (so an idle connection costs a file descriptor and a few hundred bytes, never a
 thread), the deadlines of idle connections (the header timeout answers 408, the keep-alive
 timeout closes silently), the embedder's periodic `tick`, and a graceful stop: stop
-accepting, close idle connections, let in-flight requests finish for at most
-`shutdown_timeout`. When a connection becomes readable the loop hands it to the workers
+accepting, close idle connections (or, with `keepalive_on_stop`, keep them that long for a
+request already on its way, answered with `Connection: close`), let in-flight requests finish
+for at most `shutdown_timeout`. When a connection becomes readable the loop hands it to the workers
 (``mux.py`` on Linux, ``pool.py`` elsewhere), which answer it (``worker.py``) and give it back.
 
 The engine binds nothing and installs no signal handler: `DevServer` (``devserver.py``) does
@@ -71,17 +72,19 @@ class Engine:
         self.config = config = config if config is not None else ServerConfig()
         config.check()
         self.hooks = hooks = hooks if hooks is not None else Hooks()
-        # Set by the loop thread once it stops: workers and answers look at it. `stop()` only
-        # raises the flags below, because it may run in a signal handler, where taking the
-        # event's lock could deadlock with the very code the signal interrupted.
+        # Set by the loop thread once it stops: workers look at it. `closing`, set when a stop
+        # begins (or before the last of `max_requests`), makes every answer say close. `stop()`
+        # only raises the flags below, because it may run in a signal handler, where taking
+        # an event's lock could deadlock with the very code the signal interrupted.
         self.stopping = threading.Event()
+        self.closing = threading.Event()
         self._stop_asked = False
         self._force = False  # stop waiting for in-flight requests
         self._limits = config.limits()
         self._bridge = WSGIBridge(
             app,
             io_timeout=config.io_timeout,
-            stopping=self.stopping,
+            stopping=self.closing,
             access_log=config.access_log,
             hooks=hooks,
         )
@@ -101,6 +104,7 @@ class Engine:
         self._accepting = False
         self._accept_error_logged = 0.0
         self._done = threading.Event()
+        self._idle_until = float("inf")  # while stopping, when idle connections are closed
         worker = Worker(self._bridge, config, self.stopping, self._stop_after_this_request)
         if multiplex is None:
             multiplex = mux.AVAILABLE
@@ -142,7 +146,7 @@ class Engine:
     def _stop_after_this_request(self) -> None:
         # A worker thread, before answering: set the event now so that this answer already
         # says `Connection: close`.
-        self.stopping.set()
+        self.closing.set()
         self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -156,9 +160,17 @@ class Engine:
         self._resume_accepting()
         tick, interval = self.hooks.tick, self.hooks.tick_interval
         next_tick = time.monotonic() + interval if tick is not None else float("inf")
+        deadline: float | None = None  # of a stop that keeps idle connections a while
         try:
-            while not self._stop_asked:
-                timeout = self._select_timeout(next_tick)
+            while True:
+                if self._stop_asked:
+                    if deadline is None and not self._force:
+                        deadline = self._begin_stop()
+                    if deadline is None or self._force or not self._open:
+                        break
+                    if time.monotonic() >= deadline:
+                        break
+                timeout = self._select_timeout(min(next_tick, deadline or next_tick))
                 for key, _ in sel.select(timeout):
                     data = key.data
                     if type(data) is Channel:
@@ -173,7 +185,28 @@ class Engine:
                     next_tick = now + interval
                     self._tick()
         finally:
-            self._close_down()
+            self._close_down(deadline)
+
+    def _begin_stop(self) -> float | None:
+        """With `keepalive_on_stop`: stop accepting, let answers say close, and give idle
+        connections that long for a request already on its way; the loop serves on until
+        every connection is closed or `shutdown_timeout` has passed (the deadline returned).
+        None: no such wait, close down at once."""
+        keep = self.config.keepalive_on_stop
+        if not keep:
+            return None
+        self._pause_accepting()
+        for sock in self._listeners:
+            sock.close()  # this engine's handle on it: a shared socket goes on in others
+        now = time.monotonic()
+        self._idle_until = now + keep
+        for key in list(self._selector.get_map().values()):
+            channel = key.data
+            if type(channel) is Channel and channel.deadline > self._idle_until:
+                channel.deadline = self._idle_until
+                heapq.heappush(self._deadlines, (channel.deadline, next(self._sequence), channel))
+        self.closing.set()  # last: whoever waits for it finds the listeners closed
+        return now + self.config.shutdown_timeout
 
     def _tick(self) -> None:
         assert self.hooks.tick is not None
@@ -188,8 +221,9 @@ class Engine:
             return None
         return max(0.0, wake_at - time.monotonic())
 
-    def _close_down(self) -> None:
+    def _close_down(self, deadline: float | None) -> None:
         """Stop accepting, close idle connections, wait (bounded) for in-flight ones."""
+        self.closing.set()
         self.stopping.set()
         sel = self._selector
         self._pause_accepting()
@@ -201,7 +235,8 @@ class Engine:
                 key.data.registered = False
                 self.close(key.data)
         self.workers.begin_stop()  # parked connections come back to be closed
-        deadline = time.monotonic() + self.config.shutdown_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self.config.shutdown_timeout
         tick, interval = self.hooks.tick, self.hooks.tick_interval
         next_tick = time.monotonic() + interval
         while self._open and not self._force:
@@ -250,6 +285,11 @@ class Engine:
                     self._selector.unregister(sock)
 
     def _accept(self, listener: socket.socket) -> None:
+        if self.closing.is_set():
+            # The last of max_requests is being answered: the next connection is for another
+            # process sharing the socket (a gunicorn worker's successor), so leave it queued.
+            self._pause_accepting()
+            return
         now = time.monotonic()
         config, cap = self.config, self.config.max_connections
         base = self._listeners[listener]
@@ -287,6 +327,8 @@ class Engine:
             channel.deadline = channel.started + config.header_timeout
         else:
             channel.deadline = now + config.keepalive_timeout
+        if self.closing.is_set():
+            channel.deadline = min(channel.deadline, self._idle_until)
         try:
             self._selector.register(channel.sock, selectors.EVENT_READ, channel)
         except (OSError, ValueError):
@@ -311,7 +353,9 @@ class Engine:
             else:
                 self._register(channel, now)
         cap = self.config.max_connections
-        if not self._accepting and not stopping and (cap is None or len(self._open) < cap):
+        if self.closing.is_set():
+            return  # a stop has begun: no more accepting
+        if not self._accepting and (cap is None or len(self._open) < cap):
             self._resume_accepting()
 
     def _expire(self, now: float) -> None:

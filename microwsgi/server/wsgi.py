@@ -255,7 +255,7 @@ class WSGIBridge:
         ok = True
         try:
             if self._prepare is not None:
-                self._prepare(environ)
+                self._prepare(exchange)
             result = self.app(environ, exchange.start_response)
             if (
                 type(result) is list
@@ -301,6 +301,8 @@ class WSGIBridge:
             log.info("%s %s: client went away (%s)", head.method, head.target, exc)
             return
         error = exchange.protocol_error
+        if error is None and isinstance(exc, ProtocolError):
+            error = exc  # the prepare hook refused the request
         if error is None:
             log.error("error handling %s %s", head.method, head.target, exc_info=exc)
         exchange.close_after = True

@@ -36,6 +36,26 @@ def gunicorn(tmp_path: Path) -> Iterator[Callable[..., Gunicorn]]:
             instance.stop()  # graceful, and quick: nothing is in flight by now
 
 
+@pytest.fixture(scope="module")
+def module_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Gunicorn]]:
+    """Like `gunicorn`, but each instance serves the whole module: the tests that start one
+    with the same arguments share it (a gunicorn takes about a second to boot)."""
+    started: dict[str, Gunicorn] = {}
+
+    def start(app: str, chdir: Path = HERE, **options: Any) -> Gunicorn:
+        key = repr((app, str(chdir), sorted(options.items())))
+        if key not in started:
+            logdir = tmp_path_factory.mktemp("gunicorn")
+            started[key] = Gunicorn(app, chdir, logdir, **options)  # stopped even if it fails
+            started[key].start()
+        return started[key]
+
+    yield start
+    for instance in started.values():
+        if instance.proc is not None:
+            instance.stop()
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
     """Start nginx with a site rendered from the shipped deploy/nginx.conf.

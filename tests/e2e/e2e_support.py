@@ -9,7 +9,6 @@ every wait is bounded: a test can fail, it cannot hang or leave a server behind.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -18,74 +17,26 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gunicorn_process import DEPLOY as DEPLOY
+from gunicorn_process import REPO as REPO
+from gunicorn_process import START_TIMEOUT as START_TIMEOUT
+from gunicorn_process import STOP_TIMEOUT as STOP_TIMEOUT
+from gunicorn_process import Gunicorn as Gunicorn
+from gunicorn_process import accepts_connections as accepts_connections
+from gunicorn_process import free_port as free_port
+from gunicorn_process import stop_group as stop_group
+from gunicorn_process import stop_process as stop_process
+from gunicorn_process import wait_until as wait_until
 from tools import require_program
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
 EXAMPLES = REPO / "examples"
 HERE = Path(__file__).resolve().parent
-
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 15.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until it is true; fail the test naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    """A port free right now on 127.0.0.1 (for programs that cannot be told to bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    """Send `sig`, wait a bounded time, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-    return proc.returncode
-
-
-def stop_group(proc: subprocess.Popen[bytes], sig: int) -> int:
-    """Stop a server started with `start_new_session=True`, and every process it started.
-
-    `sig` asks the master to stop its workers itself; whatever is left afterwards (workers of a
-    master that died, or one that did not stop in time) is killed through the process group,
-    whose id is the master's pid: a SIGKILLed nginx master would otherwise leave its workers
-    running, still holding the port.
-    """
-    code = stop_process(proc, sig)
-    # ProcessLookupError: the group is gone, the master stopped its workers as asked.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    return code
 
 
 @dataclass
@@ -134,84 +85,29 @@ def fetch(
             conn.close()
 
 
-@dataclass
-class Gunicorn:
-    """A real gunicorn started with the shipped deploy/gunicorn.conf.py, overridden for the test."""
+def raw_request(port: int, data: bytes, *, source: str | None = None) -> Response:
+    """Send `data` exactly as given (repeated fields, odd shapes) on a new connection to
+    127.0.0.1:port; the answer parsed by http.client."""
+    source_address = (source, 0) if source else None
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=source_address
+    ) as sock:
+        sock.sendall(data)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        try:
+            return Response(answer.status, answer.headers, answer.read())
+        finally:
+            answer.close()
 
-    app: str
-    chdir: Path
-    logdir: Path
-    worker_class: str = "sync"
-    workers: int = 1
-    threads: int = 1
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    port: int = 0
 
-    @property
-    def error_log(self) -> Path:
-        return self.logdir / "error.log"
-
-    @property
-    def access_log(self) -> Path:
-        return self.logdir / "access.log"
-
-    @property
-    def stderr_log(self) -> Path:
-        """What the processes wrote to stderr outside gunicorn's logs."""
-        return self.logdir / "stderr.log"
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "gunicorn",
-            "-c", str(DEPLOY / "gunicorn.conf.py"),
-            # Port 0: the kernel picks a free port and gunicorn logs it, so no other process can
-            # take the port between choosing and binding it.
-            "--bind", "127.0.0.1:0",
-            "--workers", str(self.workers),
-            "--worker-class", self.worker_class,
-            "--threads", str(self.threads),
-            "--graceful-timeout", "10",
-            "--error-logfile", str(self.error_log),
-            "--access-logfile", str(self.access_log),
-            "--chdir", str(self.chdir),
-            self.app,
-        ]  # fmt: skip
-
-    def start(self) -> Gunicorn:
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env}
-        # The code under test is this checkout, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        with self.stderr_log.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                self.command(),
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,  # its own process group: see stop_group
-            )
-        wait_until(self._booted, START_TIMEOUT, f"gunicorn {self.app} to boot")
-        wait_until(lambda: accepts_connections(self.port), START_TIMEOUT, "gunicorn's socket")
-        return self
-
-    def log(self) -> str:
-        return self.error_log.read_text() if self.error_log.exists() else ""
-
-    def _booted(self) -> bool:
-        assert self.proc is not None
-        log = self.log()
-        if self.proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{log}")
-        listening = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log)
-        if listening:
-            self.port = int(listening.group(1))
-        return bool(listening) and log.count("Booting worker") >= self.workers
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """SIGTERM: graceful (requests in flight finish); SIGQUIT: quick."""
-        assert self.proc is not None
-        return stop_group(self.proc, sig)
+def read_answer(reader: Any) -> bytes:
+    """The body of one answer with a Content-Length, read from a raw connection's file."""
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return bytes(reader.read(length))
 
 
 def nginx_binary() -> str:

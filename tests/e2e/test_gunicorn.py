@@ -1,8 +1,11 @@
-"""microwsgi apps under the real gunicorn (sync and gthread) with deploy/gunicorn.conf.py."""
+"""microwsgi apps under the real gunicorn with deploy/gunicorn.conf.py: its sync and gthread
+workers and microwsgi's own worker class (microwsgi.workers.Worker)."""
 
 from __future__ import annotations
 
 import http.client
+import multiprocessing
+import re
 import signal
 import subprocess
 import sys
@@ -17,10 +20,12 @@ from e2e_support import DEPLOY, EXAMPLES, REPO, Gunicorn, Response, fetch, wait_
 pytestmark = pytest.mark.e2e
 
 StartGunicorn = Callable[..., Gunicorn]
-WORKERS = [
-    pytest.param({"worker_class": "sync"}, id="sync"),
+THREADED = [
     pytest.param({"worker_class": "gthread", "threads": 2}, id="gthread"),
+    pytest.param({"worker_class": "microwsgi.workers.Worker", "threads": 2}, id="microwsgi"),
 ]
+WORKERS = [pytest.param({"worker_class": "sync"}, id="sync"), *THREADED]
+CPUS = multiprocessing.cpu_count()  # what the shipped config counts
 
 
 def test_shipped_config_passes_check_config() -> None:
@@ -29,6 +34,28 @@ def test_shipped_config_passes_check_config() -> None:
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "worker_class", "threads", "workers"),
+    [
+        ("", "sync", 1, CPUS * 2 + 1),
+        ("gthread", "gthread", 4, CPUS * 2 + 1),
+        ("microwsgi.workers.Worker", "microwsgi.workers.Worker", 8, CPUS),
+    ],
+    ids=["default", "gthread", "microwsgi"],
+)
+def test_one_variable_chooses_the_shipped_configs_worker_class(
+    variable: str, worker_class: str, threads: int, workers: int
+) -> None:
+    command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
+    command += ["--print-config", "--chdir", str(EXAMPLES), "todos:server"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MICROWSGI_WORKER_CLASS": variable}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    settings = dict(re.findall(r"^(\w+) += (.*)$", result.stdout, re.M))
+    assert settings["worker_class"] == worker_class
+    assert (int(settings["threads"]), int(settings["workers"])) == (threads, workers)
 
 
 @pytest.mark.parametrize("options", WORKERS)
@@ -50,8 +77,11 @@ def test_serves_the_examples(gunicorn: StartGunicorn, options: dict[str, Any]) -
     assert fetch(todos.port, "/todos/999").status == 404
 
 
-def test_gthread_keeps_the_connection_alive(gunicorn: StartGunicorn) -> None:
-    app = gunicorn("backend_app:server", worker_class="gthread", threads=2)
+@pytest.mark.parametrize("options", THREADED)
+def test_threaded_workers_keep_the_connection_alive(
+    gunicorn: StartGunicorn, options: dict[str, Any]
+) -> None:
+    app = gunicorn("backend_app:server", **options)
     conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
     try:
         answers = [fetch(app.port, "/id", conn=conn) for _ in range(5)]

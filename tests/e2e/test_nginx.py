@@ -1,4 +1,5 @@
-"""nginx, configured by the shipped deploy/nginx.conf, in front of two real gunicorn instances.
+"""nginx, configured by the shipped deploy/nginx.conf, in front of two real gunicorn instances,
+running gunicorn's gthread worker or microwsgi's worker class (each test runs with both).
 
 Each test renders the site from deploy/nginx.conf (only the upstream servers, listen lines and
 static directory change: see e2e_support.render_site) and runs the Debian nginx as the test user.
@@ -28,18 +29,28 @@ class Stack:
     backends: dict[str, Gunicorn]
 
 
-@pytest.fixture
-def stack(gunicorn: Callable[..., Gunicorn], nginx: Callable[..., Nginx]) -> Callable[..., Stack]:
+@pytest.fixture(params=["gthread", "microwsgi.workers.Worker"], ids=["gthread", "microwsgi"])
+def stack(
+    request: pytest.FixtureRequest,
+    gunicorn: Callable[..., Gunicorn],
+    nginx: Callable[..., Nginx],
+) -> Callable[..., Stack]:
+    """nginx in front of two backends whose worker class the shipped gunicorn.conf.py takes
+    from MICROWSGI_WORKER_CLASS, as a deployment would set it."""
+
     def start(tls: bool = False) -> Stack:
+        env = {"MICROWSGI_WORKER_CLASS": request.param, "TRUSTED_PROXIES": "1"}
         backends = {
             name: gunicorn(
                 "backend_app:server",
-                worker_class="gthread",
-                threads=2,
-                env={"BACKEND_ID": name, "TRUSTED_PROXIES": "1"},
+                worker_class=None,
+                threads=None,
+                env={**env, "BACKEND_ID": name},
             )
             for name in ("a", "b")
         }
+        for backend in backends.values():
+            assert f"Using worker: {request.param}" in backend.log()
         upstreams = [f"127.0.0.1:{backend.port}" for backend in backends.values()]
         return Stack(nginx(upstreams, tls=tls), backends)
 

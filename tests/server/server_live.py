@@ -1,4 +1,5 @@
-"""Helpers for the live server tests: a server on a free 127.0.0.1 port, a raw-bytes client.
+"""Helpers for the live server tests: a server on a free 127.0.0.1 port, a raw-bytes client,
+and `LiveServer`, what the `live` fixture (conftest.py) gives a test.
 
 The client speaks HTTP/1.1 by hand (bytes out, a small response reader in) so tests can send
 exactly the malformed, pipelined or half-finished requests they are about.
@@ -11,7 +12,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from gunicorn_process import wait_until
+from tools import has_ipv6_loopback
 
 from microwsgi.server import DevServer, Engine
 
@@ -19,18 +24,7 @@ TIMEOUT = 5.0
 WAIT = 10.0  # a guard against hanging in tests that wait for events, never asserted
 
 
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6_loopback()
+HAS_IPV6 = has_ipv6_loopback()
 
 
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -214,3 +208,34 @@ def port_of(client: Client) -> int:
 
 def pipeline(prefix: str, count: int) -> bytes:
     return b"".join(get(f"/{prefix}/{i}") for i in range(count))
+
+
+# What live_apps.py's applications record in MICROWSGI_LIVE_DIR.
+EVENTS = "events"
+
+
+@dataclass
+class LiveServer:
+    """A server under test: where it listens, what its applications recorded, what it logged."""
+
+    kind: str  # "builtin" or "gunicorn"
+    port: int
+    directory: Path  # MICROWSGI_LIVE_DIR of its applications
+    read_log: Callable[[], str]
+
+    def events(self) -> list[str]:
+        path = self.directory / EVENTS
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_event(self, event: str) -> None:
+        wait_until(lambda: event in self.events(), WAIT, f"the application to record {event!r}")
+
+    def logged(self, text: str) -> None:
+        """Wait until the server's log (the test's capture, or gunicorn's error log) says it."""
+        wait_until(lambda: text in self.read_log(), WAIT, f"{text!r} in the server's log")
+
+
+StartLive = Callable[..., LiveServer]
+
+
+StartLive = Callable[..., LiveServer]

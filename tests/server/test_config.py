@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"header_timeout": 0}, "header_timeout must be a positive number"),
         ({"io_timeout": -1.0}, "io_timeout must be a positive number"),
         ({"shutdown_timeout": -1}, "shutdown_timeout must not be negative"),
+        ({"keepalive_on_stop": -1}, "keepalive_on_stop must not be negative"),
     ],
 )
 def test_bad_options_are_refused_naming_the_option(options: dict[str, Any], message: str) -> None:

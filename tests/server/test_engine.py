@@ -21,6 +21,7 @@ from server_live import HAS_IPV6, Client, get, hello_app, listening, running
 
 from microwsgi.server import Engine, Hooks, ServerConfig
 from microwsgi.server.exchange import Exchange
+from microwsgi.server.protocol.events import ProtocolError
 
 WAIT = 10.0  # a guard against hanging, never what a test asserts
 
@@ -123,6 +124,64 @@ def test_graceful_stop_finishes_in_flight_closes_idle_and_stops_accepting() -> N
             assert response.body == b"done" and response.header("Connection") == "close"
         assert engine.wait(WAIT)
         idle.close()
+
+
+def test_keepalive_on_stop_answers_a_request_on_an_idle_connection_with_close() -> None:
+    gate = Gate()
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(gate, [sock], config(keepalive_on_stop=30))
+    with running(engine):
+        idle, quiet = Client(port), Client(port)
+        assert idle.request(get("/first")).status == 200
+        assert quiet.request(get("/first")).status == 200
+        with Client(port) as busy:
+            busy.send(get("/wait"))
+            assert gate.entered.wait(WAIT)
+            engine.stop()
+            assert engine.closing.wait(WAIT)
+            with pytest.raises(OSError):  # no longer accepting
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            # A request that was on its way when the stop began is answered, and says close.
+            late = idle.request(get("/late"))
+            assert late.status == 200 and late.header("Connection") == "close"
+            assert idle.closed()
+            gate.open.set()
+            response = busy.response()
+            assert response.body == b"done" and response.header("Connection") == "close"
+        # The last idle connection keeps the stop waiting until its client closes it.
+        assert not engine.wait(0)
+        quiet.close()
+        assert engine.wait(WAIT)
+        idle.close()
+    assert gate.paths == ["/first", "/first", "/wait", "/late"]
+
+
+def test_keepalive_on_stop_closes_a_connection_that_stays_idle_that_long() -> None:
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(hello_app, [sock], config(keepalive_on_stop=0.2))
+    with running(engine), Client(port) as idle:
+        assert idle.request(get()).status == 200
+        engine.stop()
+        assert idle.closed()  # no 408: no request had started
+        assert engine.wait(WAIT)
+
+
+def test_after_max_requests_idle_connections_still_get_their_next_request_answered() -> None:
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(hello_app, [sock], config(max_requests=2, keepalive_on_stop=30))
+    with running(engine), Client(port) as first, Client(port) as second:
+        assert first.request(get()).header("Connection") is None
+        last = second.request(get())
+        assert last.header("Connection") == "close" and second.closed()
+        assert engine.closing.wait(WAIT)
+        # The other client did not know: its next request is answered all the same.
+        late = first.request(get())
+        assert late.status == 200 and late.header("Connection") == "close"
+        assert first.closed()
+        assert engine.wait(WAIT)
 
 
 def test_the_wait_for_in_flight_requests_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
@@ -303,10 +362,14 @@ def hooked() -> Iterator[Callable[..., tuple[Engine, int]]]:
 def test_prepare_hook_sets_extra_environ_before_the_app(
     hooked: Callable[..., tuple[Engine, int]],
 ) -> None:
-    def trusted_scheme(environ: dict[str, Any]) -> None:
+    def trusted_scheme(exchange: Exchange) -> None:
         # What a gunicorn worker does with forwarded_allow_ips and secure_scheme_headers.
-        if environ["REMOTE_ADDR"] == "127.0.0.1" and environ.get("HTTP_X_FORWARDED_PROTO"):
-            environ["wsgi.url_scheme"] = environ["HTTP_X_FORWARDED_PROTO"]
+        environ = exchange.environ
+        if (
+            exchange.peer[0] == "127.0.0.1"
+            and ("x-forwarded-proto", "https") in exchange.head.headers
+        ):
+            environ["wsgi.url_scheme"] = "https"
 
     _, port = hooked(prepare=trusted_scheme)
     with Client(port) as client:
@@ -315,10 +378,45 @@ def test_prepare_hook_sets_extra_environ_before_the_app(
         assert json.loads(client.request(get()).body)["wsgi.url_scheme"] == "http"
 
 
+def test_prepare_hook_can_ask_to_close_after_the_answer(
+    hooked: Callable[..., tuple[Engine, int]],
+) -> None:
+    def no_keep_alive(exchange: Exchange) -> None:
+        exchange.close_after = True
+
+    _, port = hooked(prepare=no_keep_alive)
+    with Client(port) as client:
+        response = client.request(get())
+        assert response.status == 200 and response.header("Connection") == "close"
+        assert client.closed()
+
+
+def test_a_prepare_hook_refusing_with_a_protocol_error_gives_its_status(
+    hooked: Callable[..., tuple[Engine, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def refuse(exchange: Exchange) -> None:
+        raise ProtocolError(400, "conflicting scheme headers")
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ["PATH_INFO"])
+        return hello_app(environ, start_response)
+
+    _, port = hooked(app=app, prepare=refuse)
+    with Client(port) as client:
+        response = client.request(get())
+        assert (response.status, response.header("Connection")) == (400, "close")
+        assert b"conflicting scheme headers" in response.body
+        assert client.closed()
+    assert seen == []
+    assert "error handling" not in caplog.text  # a refusal, not a failure
+
+
 def test_a_failing_prepare_hook_is_a_500(
     hooked: Callable[..., tuple[Engine, int]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def refuse(environ: dict[str, Any]) -> None:
+    def refuse(exchange: Exchange) -> None:
         raise RuntimeError("no")
 
     _, port = hooked(prepare=refuse)

@@ -1,20 +1,17 @@
 """PEP 3333 at its edges, through the real server: what an application may get wrong, what a
-client may do mid-answer, and how bodies are read and files sent."""
+client may do mid-answer, and how bodies are read and files sent; against the built-in server and
+against gunicorn with microwsgi's worker (the `live` fixture), except what needs this process
+(a monkeypatched drain cap)."""
 
 from __future__ import annotations
 
-import io
-import logging
-import os
 import socket
 import struct
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_live import WAIT, Client, get, serving
+from server_live import Client, StartLive, get, serving
 
 from microwsgi.server import exchange
 
@@ -29,87 +26,52 @@ def simple(body: bytes = b"ok", headers: list[tuple[str, str]] | None = None) ->
     return app
 
 
-@pytest.mark.parametrize(
-    "app",
-    [
-        lambda environ, start_response: [b"no start_response"],
-        lambda environ, start_response: start_response("OK", []) or [b"bad status"],
-        lambda environ, start_response: start_response(200, []) or [b"status not a str"],
-    ],
-    ids=["no-start-response", "status-without-code", "status-not-str"],
-)
+@pytest.mark.parametrize("app", ["no-start-response", "status-without-code", "status-not-str"])
 def test_an_app_breaking_pep_3333_gets_a_500_and_the_server_goes_on(
-    app: Any, caplog: pytest.LogCaptureFixture
+    live: StartLive, app: str
 ) -> None:
-    with serving(app) as server:
-        with Client(server.port) as client:
-            response = client.request(get())
-            assert response.status == 500 and response.header("Connection") == "close"
-            assert response.body == b"Internal Server Error\n"
-        with Client(server.port) as client:
-            assert client.request(get()).status == 500
-    assert "error handling GET /" in caplog.text
-
-
-def test_an_app_exiting_is_logged_and_only_its_connection_closed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        if environ["PATH_INFO"] == "/exit":
-            sys.exit(3)  # not an Exception: it passes the bridge, the worker must survive it
-        return simple()(environ, start_response)  # type: ignore[no-any-return]
-
-    with serving(app, threads=1) as server:
-        with Client(server.port) as client:
-            client.send(get("/exit"))
-            assert client.closed()
-        with Client(server.port) as client:  # the only worker thread is still there
-            assert client.request(get()).body == b"ok"
-    assert "unexpected error serving 127.0.0.1" in caplog.text
-
-
-def test_date_and_server_from_the_app_are_kept_not_doubled() -> None:
-    headers = [("Date", "Tue, 01 Jan 2030 00:00:00 GMT"), ("Server", "mine")]
-    with serving(simple(headers=headers)) as server, Client(server.port) as client:
+    server = live(app)
+    with Client(server.port) as client:
         response = client.request(get())
-    assert [v for k, v in response.headers if k == "Date"] == [headers[0][1]]
+        assert response.status == 500 and response.header("Connection") == "close"
+        assert response.body == b"Internal Server Error\n"
+    with Client(server.port) as client:
+        assert client.request(get()).status == 500
+    server.logged("error handling GET /")
+
+
+def test_an_app_exiting_is_logged_and_only_its_connection_closed(live: StartLive) -> None:
+    server = live("exits", threads=1)
+    with Client(server.port) as client:
+        client.send(get("/exit"))
+        assert client.closed()
+    with Client(server.port) as client:  # the only worker thread is still there
+        assert client.request(get()).body == b"ok"
+    server.logged("unexpected error serving 127.0.0.1")
+
+
+def test_date_and_server_from_the_app_are_kept_not_doubled(live: StartLive) -> None:
+    with Client(live("own-date-and-server").port) as client:
+        response = client.request(get())
+    assert [v for k, v in response.headers if k == "Date"] == ["Tue, 01 Jan 2030 00:00:00 GMT"]
     assert [v for k, v in response.headers if k == "Server"] == ["mine"]
 
 
-def test_an_empty_body_gets_content_length_zero() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [])
-        return []
-
-    with serving(app) as server, Client(server.port) as client:
+def test_an_empty_body_gets_content_length_zero(live: StartLive) -> None:
+    with Client(live("empty").port) as client:
         response = client.request(get())
         assert response.header("Content-Length") == "0" and response.body == b""
         assert client.request(get()).status == 200
 
 
-def test_empty_writes_after_the_headers_send_nothing() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        write = start_response("200 OK", [("Content-Length", "4")])
-        write(b"ab")
-        write(b"")
-        write(b"cd")
-        return []
-
-    with serving(app) as server, Client(server.port) as client:
+def test_empty_writes_after_the_headers_send_nothing(live: StartLive) -> None:
+    with Client(live("empty-writes").port) as client:
         assert client.request(get()).body == b"abcd"
 
 
-def test_small_reads_of_a_large_body_see_every_byte() -> None:
+def test_small_reads_of_a_large_body_see_every_byte(live: StartLive) -> None:
     body = bytes(range(256)) * 400  # 100 kB, more than one piece from the parser
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        stream = environ["wsgi.input"]
-        pieces = [stream.read(10), stream.readline(), stream.read(70000)]
-        pieces.append(stream.read())
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return [b"".join(pieces)]
-
-    with serving(app) as server, Client(server.port) as client:
+    with Client(live("small-reads").port) as client:
         head = f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         assert client.request(head + body).body == body
 
@@ -124,74 +86,38 @@ def test_an_unread_chunked_body_past_the_drain_cap_closes(monkeypatch: pytest.Mo
         assert response.body == b"ok" and client.closed()
 
 
-def test_a_failing_close_of_the_iterable_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    class Body:
-        def __iter__(self) -> Any:
-            yield b"body"
-
-        def close(self) -> None:
-            raise RuntimeError("close failed")
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Length", "4")])
-        return Body()
-
-    with serving(app) as server, Client(server.port) as client:
+def test_a_failing_close_of_the_iterable_is_logged(live: StartLive) -> None:
+    server = live("failing-close")
+    with Client(server.port) as client:
         assert client.request(get("/c")).body == b"body"
         assert client.request(get("/c")).body == b"body"
-    assert "error closing the answer to GET /c" in caplog.text
+    server.logged("error closing the answer to GET /c")
 
 
-def test_many_header_names_all_reach_the_environ() -> None:
-    seen: list[dict[str, Any]] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen.append(environ)
-        return simple()(environ, start_response)  # type: ignore[no-any-return]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_many_header_names_all_reach_the_environ(live: StartLive) -> None:
+    with Client(live("environ-key").port) as client:
         for batch in range(7):  # past the 512 names the environ-key cache keeps
             names = [f"X-Many-{batch}-{i}" for i in range(90)]
             extra = "".join(f"{name}: {i}\r\n" for i, name in enumerate(names))
-            assert client.request(get(extra=extra)).status == 200
-            assert seen[-1][f"HTTP_X_MANY_{batch}_89"] == "89"
+            answer = client.request(get(f"/?key=HTTP_X_MANY_{batch}_89", extra=extra))
+            assert answer.status == 200 and answer.body == b"89"
 
 
-def test_a_file_wrapper_honours_a_shorter_content_length(tmp_path: Path) -> None:
+def test_a_file_wrapper_honours_a_shorter_content_length(live: StartLive, tmp_path: Path) -> None:
     path = tmp_path / "data.bin"
     path.write_bytes(b"0123456789" * 10)
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Length", "5")])
-        return environ["wsgi.file_wrapper"](path.open("rb"))
-
-    with serving(app) as server, Client(server.port) as client:
-        assert client.request(get()).body == b"01234"
-        assert client.request(get()).body == b"01234"
+    first_five = get(f"/?path={path}&length=5")
+    with Client(live("file").port) as client:
+        assert client.request(first_five).body == b"01234"
+        assert client.request(first_five).body == b"01234"
 
 
-@pytest.mark.parametrize("source", ["pipe", "no-close"])
-def test_a_file_wrapper_over_other_readers_is_iterated(source: str) -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        if source == "pipe":
-            read_end, write_end = os.pipe()
-            os.write(write_end, b"piped")
-            os.close(write_end)
-            readable: Any = os.fdopen(read_end, "rb")
-        else:
-
-            class Reader:  # read() only: no fileno, no close
-                data = io.BytesIO(b"plain")
-
-                def read(self, size: int) -> bytes:
-                    return self.data.read(size)
-
-            readable = Reader()
-        start_response("200 OK", [])
-        return environ["wsgi.file_wrapper"](readable)
-
-    with serving(app) as server, Client(server.port) as client:
-        assert client.request(get()).body == (b"piped" if source == "pipe" else b"plain")
+@pytest.mark.parametrize(("source", "body"), [("pipe", b"piped"), ("no-close", b"plain")])
+def test_a_file_wrapper_over_other_readers_is_iterated(
+    live: StartLive, source: str, body: bytes
+) -> None:
+    with Client(live("other-readers").port) as client:
+        assert client.request(get(f"/{source}")).body == body
 
 
 def _sparse_file(path: Path) -> Path:
@@ -200,51 +126,31 @@ def _sparse_file(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["body", "sendfile"])
+@pytest.mark.parametrize("kind", ["body", "file"])
 def test_a_client_that_stops_reading_costs_one_io_timeout(
-    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    live: StartLive, kind: str, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.INFO, "microwsgi.server")
     big = _sparse_file(tmp_path / "big.bin")
-    sent = threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["PATH_INFO"] == "/small":
-            return simple()(environ, start_response)
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        if kind == "sendfile":
-            return environ["wsgi.file_wrapper"](big.open("rb"))
-        return [bytes(BIG)]
-
-    class Watch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "client went away" in record.getMessage():
-                sent.set()
-
-    watch = Watch()
-    logging.getLogger("microwsgi.server").addHandler(watch)
-    try:
-        with serving(app, io_timeout=0.2) as server, Client(server.port) as stuck:
-            stuck.send(get("/big"))  # and never read the answer
-            assert sent.wait(WAIT)
-            with Client(server.port) as other:
-                assert other.request(get("/small")).body == b"ok"
-    finally:
-        logging.getLogger("microwsgi.server").removeHandler(watch)
+    server = live("big", io_timeout=0.2)
+    with Client(server.port) as stuck:
+        stuck.send(get(f"/{kind}?path={big}"))  # and never read the answer
+        server.logged("client went away")
+        with Client(server.port) as other:
+            assert other.request(get("/small")).body == b"ok"
 
 
-def test_a_client_resetting_mid_head_is_dropped_and_the_server_goes_on() -> None:
-    with serving(simple()) as server:
-        sock = socket.create_connection(("127.0.0.1", server.port))
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()  # RST
-        with Client(server.port) as client:
-            assert client.request(get()).body == b"ok"
+def test_a_client_resetting_mid_head_is_dropped_and_the_server_goes_on(live: StartLive) -> None:
+    server = live("ok")
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST
+    with Client(server.port) as client:
+        assert client.request(get()).body == b"ok"
 
 
-def test_a_client_half_closing_mid_request_gets_no_answer() -> None:
-    with serving(simple()) as server, Client(server.port) as client:
+def test_a_client_half_closing_mid_request_gets_no_answer(live: StartLive) -> None:
+    with Client(live("ok").port) as client:
         client.send(b"GET / HT")
         client.sock.shutdown(socket.SHUT_WR)
         assert client.rfile.read() == b""  # nobody is listening for a 400: just closed

@@ -1,8 +1,10 @@
 """Tests for microwsgi.server.loop over real sockets on 127.0.0.1 (and ::1), in raw bytes.
 
 Connection handling: keep-alive, pipelining, close, bad input answered with the right status
-and the server still serving others, timeouts, disconnects, idle connections holding no
-thread, binding (port 0, IPv6, port in use) and graceful shutdown on signals.
+and the server still serving others, timeouts, disconnects (each of these against the built-in
+server and against gunicorn with microwsgi's worker: the `live` fixture), and, for the built-in
+server alone, idle connections holding no thread, binding (port 0, IPv6, port in use) and
+graceful shutdown on signals.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_live import HAS_IPV6, Client, echo_app, get, hello_app, serving
+from server_live import HAS_IPV6, Client, StartLive, echo_app, get, hello_app, serving
 
 from microwsgi.server import BindError, DevServer, mux, serve
 from microwsgi.server.sockets import bind
 
 ROOT = Path(__file__).resolve().parents[2]
+SMALL_BODY = 10  # max_body_size where a test needs one
+HEADER_TIMEOUT = 0.5  # header_timeout where a test needs one
 
 
-def test_keep_alive_serves_several_requests_on_one_connection() -> None:
-    with serving(hello_app) as server, Client(server.port) as client:
+def test_keep_alive_serves_several_requests_on_one_connection(live: StartLive) -> None:
+    with Client(live("hello").port) as client:
         for _ in range(3):
             response = client.request(get("/hello"))
             assert response.status == 200
@@ -38,8 +42,8 @@ def test_keep_alive_serves_several_requests_on_one_connection() -> None:
         assert response.header("Date") and response.header("Server") == "microwsgi"
 
 
-def test_pipelined_requests_are_answered_in_order() -> None:
-    with serving(echo_app) as server, Client(server.port) as client:
+def test_pipelined_requests_are_answered_in_order(live: StartLive) -> None:
+    with Client(live("echo").port) as client:
         client.send(
             b"POST /one HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
             + get("/two")
@@ -73,26 +77,26 @@ def test_both_worker_strategies_serve_keep_alive_and_pipelining(
                 client.close()
 
 
-def test_connection_close_is_honoured() -> None:
-    with serving(hello_app) as server, Client(server.port) as client:
+def test_connection_close_is_honoured(live: StartLive) -> None:
+    with Client(live("hello").port) as client:
         response = client.request(get(extra="Connection: close\r\n"))
         assert response.status == 200 and response.header("Connection") == "close"
         assert client.closed()
 
 
-def test_http_1_0_closes_unless_keep_alive_is_asked() -> None:
-    with serving(hello_app) as server:
-        with Client(server.port) as client:
-            response = client.request(b"GET / HTTP/1.0\r\n\r\n")
-            assert response.status == 200 and client.closed()
-        with Client(server.port) as client:
-            keep = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
-            assert client.request(keep).header("Connection") == "keep-alive"
-            assert client.request(keep).status == 200
+def test_http_1_0_closes_unless_keep_alive_is_asked(live: StartLive) -> None:
+    server = live("hello")
+    with Client(server.port) as client:
+        response = client.request(b"GET / HTTP/1.0\r\n\r\n")
+        assert response.status == 200 and client.closed()
+    with Client(server.port) as client:
+        keep = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        assert client.request(keep).header("Connection") == "keep-alive"
+        assert client.request(keep).status == 200
 
 
-def test_chunked_request_body_with_extensions_and_trailers() -> None:
-    with serving(echo_app) as server, Client(server.port) as client:
+def test_chunked_request_body_with_extensions_and_trailers(live: StartLive) -> None:
+    with Client(live("echo").port) as client:
         response = client.request(
             b"PUT /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n"
@@ -114,7 +118,7 @@ def test_chunked_request_body_with_extensions_and_trailers() -> None:
         (
             b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
             413,
-            {"max_body_size": 10},
+            {"max_body_size": SMALL_BODY},
         ),
         (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, {}),
         (b"GET / HTTP/1.1\r\n\r\n", 400, {}),
@@ -126,30 +130,30 @@ def test_chunked_request_body_with_extensions_and_trailers() -> None:
          "505-version", "400-method", "400-request-line"],
 )  # fmt: skip
 def test_limits_and_malformed_requests_get_their_status(
-    raw: bytes, status: int, options: dict[str, Any]
+    live: StartLive, raw: bytes, status: int, options: dict[str, Any]
 ) -> None:
-    with serving(echo_app, **options) as server:
-        with Client(server.port) as client:
-            response = client.request(raw)
-            assert response.status == status
-            assert response.header("Connection") == "close"
-            assert client.closed()
-        with Client(server.port) as other:
-            assert other.request(get()).status == 200
+    server = live("echo", **options)
+    with Client(server.port) as client:
+        response = client.request(raw)
+        assert response.status == status
+        assert response.header("Connection") == "close"
+        assert client.closed()
+    with Client(server.port) as other:
+        assert other.request(get()).status == 200
 
 
-def test_chunked_body_over_the_maximum_is_413() -> None:
-    with serving(echo_app, max_body_size=8) as server, Client(server.port) as client:
+def test_chunked_body_over_the_maximum_is_413(live: StartLive) -> None:
+    with Client(live("echo", max_body_size=SMALL_BODY).port) as client:
         response = client.request(
             b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"
+            b"5\r\nhello\r\n5\r\nworld\r\n1\r\n!\r\n0\r\n\r\n"
         )
         assert response.status == 413 and client.closed()
 
 
-def test_error_answer_survives_a_body_still_being_sent() -> None:
+def test_error_answer_survives_a_body_still_being_sent(live: StartLive) -> None:
     # Closing with unread input would reset the connection and could destroy the answer.
-    with serving(echo_app, max_body_size=1000) as server, Client(server.port) as client:
+    with Client(live("echo", max_body_size=SMALL_BODY).port) as client:
         body = b"x" * 200_000
         sender = threading.Thread(
             target=lambda: client.send(
@@ -181,36 +185,30 @@ SMUGGLING = {
 
 
 @pytest.mark.parametrize("raw", SMUGGLING.values(), ids=SMUGGLING.keys())
-def test_smuggling_shapes_get_400_and_close_and_nothing_is_smuggled(raw: bytes) -> None:
-    seen: list[str] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen.append(environ["PATH_INFO"])
-        environ["wsgi.input"].read()
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            client.send(raw + get("/smuggled"))
-            response = client.response()
-            assert response.status == 400
-            assert response.header("Connection") == "close"
-            assert client.closed()
-        with Client(server.port) as other:
-            assert other.request(get("/fine")).status == 200
-    assert "/smuggled" not in seen
+def test_smuggling_shapes_get_400_and_close_and_nothing_is_smuggled(
+    live: StartLive, raw: bytes
+) -> None:
+    server = live("recorder")  # records every path it serves
+    with Client(server.port) as client:
+        client.send(raw + get("/smuggled"))
+        response = client.response()
+        assert response.status == 400
+        assert response.header("Connection") == "close"
+        assert client.closed()
+    with Client(server.port) as other:
+        assert other.request(get("/fine")).status == 200
+    assert "/fine" in server.events() and "/smuggled" not in server.events()
 
 
-def test_header_timeout_answers_408_to_a_started_request() -> None:
-    with serving(hello_app, header_timeout=0.3) as server, Client(server.port) as client:
+def test_header_timeout_answers_408_to_a_started_request(live: StartLive) -> None:
+    with Client(live("hello", header_timeout=HEADER_TIMEOUT).port) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n")  # never finished: slowloris
         response = client.response()
         assert response.status == 408 and client.closed()
 
 
-def test_trickling_header_bytes_do_not_extend_the_header_timeout() -> None:
-    with serving(hello_app, header_timeout=0.5) as server, Client(server.port) as client:
+def test_trickling_header_bytes_do_not_extend_the_header_timeout(live: StartLive) -> None:
+    with Client(live("hello", header_timeout=HEADER_TIMEOUT).port) as client:
         with pytest.raises((BrokenPipeError, ConnectionResetError)):
             for byte in b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Slow: " + b"a" * 1000:
                 client.send(bytes([byte]))
@@ -218,56 +216,31 @@ def test_trickling_header_bytes_do_not_extend_the_header_timeout() -> None:
         assert client.response().status == 408
 
 
-def test_idle_keep_alive_connection_is_closed_silently() -> None:
-    with serving(hello_app, keepalive_timeout=0.3) as server, Client(server.port) as client:
+def test_idle_keep_alive_connection_is_closed_silently(live: StartLive) -> None:
+    # gunicorn's keepalive counts whole seconds: 1 s there.
+    with Client(live("hello", keepalive_timeout=0.3).port) as client:
         assert client.request(get()).status == 200
         assert client.closed()  # no 408: no request had started
 
 
-def test_client_disconnect_mid_body_leaves_the_server_serving() -> None:
-    reading, failed = threading.Event(), threading.Event()
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        reading.set()
-        try:
-            environ["wsgi.input"].read()
-        except Exception:
-            failed.set()
-            raise
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"unreachable"]
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
-            assert reading.wait(10)
-        assert failed.wait(10), "the app should see the body read fail"
-        with Client(server.port) as other:
-            assert other.request(get()).status == 200
+def test_client_disconnect_mid_body_leaves_the_server_serving(live: StartLive) -> None:
+    server = live("body-failure")
+    with Client(server.port) as client:
+        client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+        server.wait_event("reading")
+    server.wait_event("failed")  # the app sees its read of the body fail
+    with Client(server.port) as other:
+        assert other.request(get()).status == 200
 
 
-def test_client_disconnect_mid_response_closes_the_iterable() -> None:
-    closed = threading.Event()
-
-    class Endless:
-        def __iter__(self) -> Any:
-            while True:
-                yield b"x" * 65536
-
-        def close(self) -> None:
-            closed.set()
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return Endless() if environ["PATH_INFO"] == "/endless" else [b"short"]
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            client.send(get("/endless"))
-            assert client.rfile.readline().startswith(b"HTTP/1.1 200")
-        assert closed.wait(10)
-        with Client(server.port) as other:
-            assert other.request(get()).status == 200
+def test_client_disconnect_mid_response_closes_the_iterable(live: StartLive) -> None:
+    server = live("endless")
+    with Client(server.port) as client:
+        client.send(get("/endless"))
+        assert client.rfile.readline().startswith(b"HTTP/1.1 200")
+    server.wait_event("closed")
+    with Client(server.port) as other:
+        assert other.request(get()).body == b"short"
 
 
 def test_port_zero_reports_the_real_port() -> None:

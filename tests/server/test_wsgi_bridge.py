@@ -2,36 +2,27 @@
 
 The environ, `wsgi.input` bounded to the body, `100 Continue` only when the app reads,
 `start_response` with `exc_info`, `write()`, `close()`, `wsgi.file_wrapper`, app errors,
-`wsgiref.validate.validator`-wrapped apps and a Flask app.
+`wsgiref.validate.validator`-wrapped apps and a Flask app; each against the built-in server and
+against gunicorn with microwsgi's worker (the `live` fixture, its apps in live_apps.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import socket
-import sys
-import threading
 from pathlib import Path
 from typing import Any
-from wsgiref.validate import validator
 
 import pytest
-from server_live import Client, get, serving
+from server_live import Client, StartLive, get, serving
 
 from microwsgi.server import exchange
 from microwsgi.server.wsgi import InputStream
 
 
-def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    shown = {k: v for k, v in environ.items() if isinstance(v, (str, bool, tuple))}
-    shown["body"] = environ["wsgi.input"].read().decode("latin-1")
-    start_response("200 OK", [("Content-Type", "application/json")])
-    return [json.dumps(shown).encode()]
-
-
-def environ_for(raw: bytes, **options: Any) -> dict[str, Any]:
-    with serving(environ_app, **options) as server, Client(server.port) as client:
+def environ_for(live: StartLive, raw: bytes) -> dict[str, Any]:
+    server = live("environ")
+    with Client(server.port) as client:
         response = client.request(raw)
         assert response.status == 200, response
         env: dict[str, Any] = json.loads(response.body)
@@ -40,11 +31,12 @@ def environ_for(raw: bytes, **options: Any) -> dict[str, Any]:
         return env
 
 
-def test_environ_is_complete() -> None:
+def test_environ_is_complete(live: StartLive) -> None:
     env = environ_for(
+        live,
         b"POST /a%20b/%E2%82%AC?x=1&y=%20 HTTP/1.1\r\nHost: example.org:8080\r\n"
         b"Content-Type: text/plain\r\nContent-Length: 5\r\nX-Multi: 1\r\nX-Multi: 2\r\n"
-        b"Cookie: a=1\r\nCookie: b=2\r\n\r\nhello"
+        b"Cookie: a=1\r\nCookie: b=2\r\n\r\nhello",
     )
     assert env["REQUEST_METHOD"] == "POST"
     assert env["SCRIPT_NAME"] == ""
@@ -68,14 +60,16 @@ def test_environ_is_complete() -> None:
     assert env["body"] == "hello"
 
 
-def test_absent_body_headers_are_absent_from_the_environ() -> None:
-    env = environ_for(get("/plain"))
+def test_absent_body_headers_are_absent_from_the_environ(live: StartLive) -> None:
+    env = environ_for(live, get("/plain"))
     assert "CONTENT_TYPE" not in env and "CONTENT_LENGTH" not in env
     assert env["QUERY_STRING"] == "" and env["body"] == ""
 
 
-def test_absolute_form_target_uses_its_own_host() -> None:
-    env = environ_for(b"GET http://other.example:81/p/q?z=1 HTTP/1.1\r\nHost: ignored\r\n\r\n")
+def test_absolute_form_target_uses_its_own_host(live: StartLive) -> None:
+    env = environ_for(
+        live, b"GET http://other.example:81/p/q?z=1 HTTP/1.1\r\nHost: ignored\r\n\r\n"
+    )
     assert env["PATH_INFO"] == "/p/q" and env["QUERY_STRING"] == "z=1"
     assert env["HTTP_HOST"] == "other.example:81"
 
@@ -92,21 +86,21 @@ def test_absolute_form_target_uses_its_own_host() -> None:
     ],
 )
 def test_targets_reach_the_environ_normalised_as_gunicorn_does(
-    target: str, path: str, query: str, host: str
+    live: StartLive, target: str, path: str, query: str, host: str
 ) -> None:
     # RFC 9112 §3.2: the fragment is no part of a target; userinfo never reaches HTTP_HOST.
-    env = environ_for(f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    env = environ_for(live, f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     assert (env["PATH_INFO"], env["QUERY_STRING"], env["HTTP_HOST"]) == (path, query, host)
     assert env["RAW_URI"] == env["REQUEST_URI"] == target
 
 
-def test_asterisk_form_reaches_the_app_only_for_options() -> None:
-    env = environ_for(b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
+def test_asterisk_form_reaches_the_app_only_for_options(live: StartLive) -> None:
+    env = environ_for(live, b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
     assert env["REQUEST_METHOD"] == "OPTIONS" and env["PATH_INFO"] == "*"
 
 
-def test_connect_reaches_the_app_with_an_empty_path_and_closes() -> None:
-    with serving(environ_app) as server, Client(server.port) as client:
+def test_connect_reaches_the_app_with_an_empty_path_and_closes(live: StartLive) -> None:
+    with Client(live("environ").port) as client:
         response = client.request(b"CONNECT example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n")
         env = json.loads(response.body)
         assert env["PATH_INFO"] == "" and env["REQUEST_METHOD"] == "CONNECT"
@@ -139,23 +133,25 @@ REFUSED = {
 
 
 @pytest.mark.parametrize(("raw", "status"), REFUSED.values(), ids=REFUSED.keys())
-def test_refused_shapes_get_their_status_and_close(raw: bytes, status: int) -> None:
-    with serving(environ_app) as server:
-        with Client(server.port) as client:
-            response = client.request(raw + get("/after"))
-            assert response.status == status and response.header("Connection") == "close"
-            assert client.closed()  # the pipelined request behind it is never read
-        with Client(server.port) as other:
-            assert other.request(get()).status == 200
+def test_refused_shapes_get_their_status_and_close(
+    live: StartLive, raw: bytes, status: int
+) -> None:
+    server = live("environ")
+    with Client(server.port) as client:
+        response = client.request(raw + get("/after"))
+        assert response.status == status and response.header("Connection") == "close"
+        assert client.closed()  # the pipelined request behind it is never read
+    with Client(server.port) as other:
+        assert other.request(get()).status == 200
 
 
-def test_header_names_with_underscores_are_dropped() -> None:
-    env = environ_for(get(extra="X-Real-Ip: 1.1.1.1\r\nX_Real_Ip: 6.6.6.6\r\n"))
+def test_header_names_with_underscores_are_dropped(live: StartLive) -> None:
+    env = environ_for(live, get(extra="X-Real-Ip: 1.1.1.1\r\nX_Real_Ip: 6.6.6.6\r\n"))
     assert env["HTTP_X_REAL_IP"] == "1.1.1.1"
 
 
-def test_http_1_0_protocol() -> None:
-    with serving(environ_app) as server, Client(server.port) as client:
+def test_http_1_0_protocol(live: StartLive) -> None:
+    with Client(live("environ").port) as client:
         env = json.loads(client.request(b"GET / HTTP/1.0\r\n\r\n").body)
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
@@ -177,48 +173,34 @@ def test_input_stream_is_bounded_and_line_oriented() -> None:
     assert body_reader(b"abcdef").read(None) == b"abcdef"
 
 
-def test_reads_past_the_body_return_nothing_and_the_next_request_is_intact() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        stream = environ["wsgi.input"]
-        first = stream.read(100)
-        assert stream.read(100) == b"" and stream.readline() == b""
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [first]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_reads_past_the_body_return_nothing_and_the_next_request_is_intact(
+    live: StartLive,
+) -> None:
+    with Client(live("reads-past-body").port) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc" + get())
         assert client.response().body == b"abc"
         assert client.response().body == b""
 
 
-def test_100_continue_is_sent_only_when_the_app_reads() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = environ["wsgi.input"].read() if environ["PATH_INFO"] == "/read" else b"ignored"
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [body]
-
+def test_100_continue_is_sent_only_when_the_app_reads(live: StartLive) -> None:
     expect = b"Host: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-    with serving(app) as server:
-        with Client(server.port) as client:
-            client.send(b"POST /read HTTP/1.1\r\n" + expect)
-            interim = client.response()
-            assert interim.status == 100
-            client.send(b"hello")
-            assert client.response().body == b"hello"
-        with Client(server.port) as client:
-            client.send(b"POST /skip HTTP/1.1\r\n" + expect)
-            final = client.response()
-            assert final.status == 200 and final.body == b"ignored"
-            # The body was never asked for, so the connection cannot be reused.
-            assert final.header("Connection") == "close" and client.closed()
+    server = live("reads-if-asked")
+    with Client(server.port) as client:
+        client.send(b"POST /read HTTP/1.1\r\n" + expect)
+        interim = client.response()
+        assert interim.status == 100
+        client.send(b"hello")
+        assert client.response().body == b"hello"
+    with Client(server.port) as client:
+        client.send(b"POST /skip HTTP/1.1\r\n" + expect)
+        final = client.response()
+        assert final.status == 200 and final.body == b"ignored"
+        # The body was never asked for, so the connection cannot be reused.
+        assert final.header("Connection") == "close" and client.closed()
 
 
-def test_unread_body_is_drained_before_keep_alive() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"did not read"]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_unread_body_is_drained_before_keep_alive(live: StartLive) -> None:
+    with Client(live("no-read").port) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n" + b"x" * 10000)
         assert client.response().header("Connection") is None
         assert client.request(get()).body == b"did not read"
@@ -237,14 +219,10 @@ def test_unread_body_over_the_drain_cap_closes(monkeypatch: pytest.MonkeyPatch) 
         assert response.header("Connection") == "close" and client.closed()
 
 
-def test_streamed_answer_without_length_is_chunked_and_head_has_no_body() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        yield b"one "
-        yield b""
-        yield b"two"
-
-    with serving(app) as server, Client(server.port) as client:
+def test_streamed_answer_without_length_is_chunked_and_head_has_no_body(
+    live: StartLive,
+) -> None:
+    with Client(live("streamed").port) as client:
         response = client.request(get())
         assert response.header("Transfer-Encoding") == "chunked"
         assert response.body == b"one two"
@@ -253,191 +231,102 @@ def test_streamed_answer_without_length_is_chunked_and_head_has_no_body() -> Non
         assert client.request(get()).body == b"one two"  # no stray body bytes in between
 
 
-def test_http_1_0_answer_without_length_is_close_delimited() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return iter([b"a", b"b"])
-
-    with serving(app) as server, Client(server.port) as client:
+def test_http_1_0_answer_without_length_is_close_delimited(live: StartLive) -> None:
+    with Client(live("unsized").port) as client:
         response = client.request(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         assert response.body == b"ab" and response.header("Connection") == "close"
 
 
-def test_write_callable_sends_before_the_iterable() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        write = start_response("200 OK", [("Content-Type", "text/plain")])
-        write(b"written ")
-        return [b"returned"]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_write_callable_sends_before_the_iterable(live: StartLive) -> None:
+    with Client(live("write").port) as client:
         assert client.request(get()).body == b"written returned"
 
 
-def test_exc_info_replaces_the_answer_before_headers_are_sent() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
-        return [b"replaced"]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_exc_info_replaces_the_answer_before_headers_are_sent(live: StartLive) -> None:
+    with Client(live("exc-info-before").port) as client:
         response = client.request(get())
         assert (response.status, response.reason, response.body) == (500, "Oops", b"replaced")
 
 
-def test_exc_info_after_headers_are_sent_closes_the_connection() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        write = start_response("200 OK", [("Content-Type", "text/plain")])
-        write(b"partial")
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            start_response("500 Oops", [], sys.exc_info())  # re-raises
-        return [b"never"]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_exc_info_after_headers_are_sent_closes_the_connection(live: StartLive) -> None:
+    with Client(live("exc-info-after").port) as client:
         client.send(get())
         assert client.rfile.readline().startswith(b"HTTP/1.1 200")
         assert client.rfile.read().endswith(b"partial\r\n")  # no terminating chunk: aborted
 
 
-def test_start_response_twice_without_exc_info_is_an_error() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [])
-        start_response("201 Created", [])
-        return [b""]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_start_response_twice_without_exc_info_is_an_error(live: StartLive) -> None:
+    with Client(live("start-twice").port) as client:
         assert client.request(get()).status == 500
 
 
-def test_app_raising_before_start_response_gets_500_and_the_server_goes_on() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        if environ["PATH_INFO"] == "/boom":
-            raise RuntimeError("boom")
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"fine"]
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            response = client.request(get("/boom"))
-            assert response.status == 500 and b"boom" not in response.body
-            assert response.header("Connection") == "close"
-        with Client(server.port) as client:
-            assert client.request(get("/ok")).body == b"fine"
+def test_app_raising_before_start_response_gets_500_and_the_server_goes_on(
+    live: StartLive,
+) -> None:
+    server = live("boom")
+    with Client(server.port) as client:
+        response = client.request(get("/boom"))
+        assert response.status == 500 and b"boom" not in response.body
+        assert response.header("Connection") == "close"
+    with Client(server.port) as client:
+        assert client.request(get("/ok")).body == b"fine"
 
 
-def test_app_raising_mid_body_closes_the_connection_without_a_last_chunk() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        yield b"first"
-        raise RuntimeError("late")
-
-    with serving(app) as server, Client(server.port) as client:
+def test_app_raising_mid_body_closes_the_connection_without_a_last_chunk(
+    live: StartLive,
+) -> None:
+    with Client(live("late-failure").port) as client:
         client.send(get())
         assert client.rfile.readline().startswith(b"HTTP/1.1 200")
         rest = client.rfile.read()
         assert b"first" in rest and not rest.endswith(b"0\r\n\r\n")
 
 
-def test_content_length_mismatch_closes_the_connection() -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
-        return [b"short", b""]
-
-    with serving(app) as server, Client(server.port) as client:
+def test_content_length_mismatch_closes_the_connection(live: StartLive) -> None:
+    with Client(live("short-body").port) as client:
         client.send(get())
         assert client.rfile.readline().startswith(b"HTTP/1.1 200")
         assert client.rfile.read().endswith(b"short")
 
 
-def test_close_is_called_on_success_and_on_error() -> None:
-    closes: list[str] = []
-
-    class Body:
-        def __init__(self, fail: bool) -> None:
-            self.fail = fail
-
-        def __iter__(self) -> Any:
-            if self.fail:
-                raise RuntimeError("iteration failed")
-            yield b"ok"
-
-        def close(self) -> None:
-            closes.append("failed" if self.fail else "ok")
-
-    def app(environ: dict[str, Any], start_response: Any) -> Body:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return Body(environ["PATH_INFO"] == "/fail")
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            assert client.request(get("/ok")).body == b"ok"
-        with Client(server.port) as client:
-            assert client.request(get("/fail")).status == 500
-    assert sorted(closes) == ["failed", "ok"]
+def test_close_is_called_on_success_and_on_error(live: StartLive) -> None:
+    server = live("closing")
+    with Client(server.port) as client:
+        assert client.request(get("/ok")).body == b"ok"
+    with Client(server.port) as client:
+        assert client.request(get("/fail")).status == 500
+    server.wait_event("closed failed")
+    assert sorted(server.events()) == ["closed failed", "closed ok"]
 
 
-def test_file_wrapper_sends_the_file(tmp_path: Path) -> None:
+def test_file_wrapper_sends_the_file(live: StartLive, tmp_path: Path) -> None:
     data = bytes(range(256)) * 4000
     (tmp_path / "blob").write_bytes(data)
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        handle = open(tmp_path / "blob", "rb")  # noqa: SIM115 - closed by the wrapper
-        handle.seek(10)
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return environ["wsgi.file_wrapper"](handle, 8192)
-
-    with serving(app) as server:
-        with Client(server.port) as client:
-            response = client.request(get())
-            assert response.header("Content-Length") == str(len(data) - 10)
-            assert response.body == data[10:]
-            assert response.header("Connection") is None  # still keep-alive
-            assert client.request(get()).body == data[10:]
-        with Client(server.port) as client:
-            head = client.request(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", head=True)
-            assert head.status == 200 and head.header("Content-Length") == str(len(data) - 10)
-            assert client.request(get()).body == data[10:]
+    server = live("file")
+    file_from_10 = get(f"/?path={tmp_path / 'blob'}&skip=10")
+    with Client(server.port) as client:
+        response = client.request(file_from_10)
+        assert response.header("Content-Length") == str(len(data) - 10)
+        assert response.body == data[10:]
+        assert response.header("Connection") is None  # still keep-alive
+        assert client.request(file_from_10).body == data[10:]
+    with Client(server.port) as client:
+        head = client.request(file_from_10.replace(b"GET", b"HEAD", 1), head=True)
+        assert head.status == 200 and head.header("Content-Length") == str(len(data) - 10)
+        assert client.request(file_from_10).body == data[10:]
 
 
-def test_file_wrapper_on_304_sends_no_body(tmp_path: Path) -> None:
+def test_file_wrapper_on_304_sends_no_body(live: StartLive, tmp_path: Path) -> None:
     (tmp_path / "blob").write_bytes(b"cached")
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("304 Not Modified", [])
-        return environ["wsgi.file_wrapper"](open(tmp_path / "blob", "rb"))
-
-    with serving(app) as server, Client(server.port) as client:
-        assert client.request(get()).status == 304
-        assert client.request(get()).status == 304  # no stray body bytes in between
+    not_modified = get(f"/?path={tmp_path / 'blob'}&status=304+Not+Modified")
+    with Client(live("file").port) as client:
+        assert client.request(not_modified).status == 304
+        assert client.request(not_modified).status == 304  # no stray body bytes in between
 
 
-def test_file_wrapper_over_a_non_file_is_iterated() -> None:
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory"), 4)
-
-    with serving(app) as server, Client(server.port) as client:
-        assert client.request(get()).body == b"in memory"
-
-
-def validated_app(environ: dict[str, Any], start_response: Any) -> Any:
-    path = environ["PATH_INFO"]
-    stream = environ["wsgi.input"]
-    if path == "/echo":
-        body = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
-    elif path == "/lines":
-        body = b"".join(list(stream))
-    else:
-        body = b"hello"
-    write = start_response("200 OK", [("Content-Type", "text/plain")])
-    if path == "/write":
-        write(b"by write ")
-    return [body]
+def test_file_wrapper_over_a_non_file_is_iterated(live: StartLive) -> None:
+    with Client(live("other-readers").port) as client:
+        assert client.request(get("/memory")).body == b"in memory"
 
 
 @pytest.mark.parametrize(
@@ -455,26 +344,17 @@ def validated_app(environ: dict[str, Any], start_response: Any) -> Any:
     ],
     ids=["get", "post", "chunked-lines", "write", "head"],
 )
-def test_validator_wrapped_app_through_the_real_server(raw: bytes, expected: bytes) -> None:
-    with serving(validator(validated_app)) as server, Client(server.port) as client:
+def test_validator_wrapped_app_through_the_real_server(
+    live: StartLive, raw: bytes, expected: bytes
+) -> None:
+    with Client(live("validated").port) as client:
         response = client.request(raw, head=raw.startswith(b"HEAD"))
         assert response.status == 200 and response.body == expected
         assert client.request(get()).body == b"hello"
 
 
-def test_flask_app_is_served() -> None:
-    flask = pytest.importorskip("flask")
-    app = flask.Flask("served")
-
-    @app.post("/items/<name>")
-    def item(name: str) -> Any:
-        return {"name": name, "got": flask.request.get_json(), "q": flask.request.args["q"]}
-
-    @app.get("/stream")
-    def stream() -> Any:
-        return flask.Response(iter(["a", "b"]), mimetype="text/plain")
-
-    with serving(app) as server, Client(server.port) as client:
+def test_flask_app_is_served(live: StartLive) -> None:
+    with Client(live("flask").port) as client:
         response = client.request(
             b"POST /items/caf%C3%A9?q=1 HTTP/1.1\r\nHost: t\r\n"
             b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -486,16 +366,8 @@ def test_flask_app_is_served() -> None:
         assert client.request(get("/missing")).status == 404
 
 
-def test_microwsgi_server_app_is_served() -> None:
-    from microwsgi import Server
-
-    app = Server()
-
-    @app.register("POST /echo/:name")
-    def echo(request: dict[str, Any]) -> Any:
-        return {"name": request["params"]["name"], "json": request["json"]}
-
-    with serving(app) as server, Client(server.port) as client:
+def test_microwsgi_server_app_is_served(live: StartLive) -> None:
+    with Client(live("microwsgi").port) as client:
         response = client.request(
             b"POST /echo/w%C3%B6rld HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
             b'Content-Length: 8\r\n\r\n{"a": 1}'
@@ -505,28 +377,21 @@ def test_microwsgi_server_app_is_served() -> None:
         assert client.request(get("/nowhere")).status == 404
 
 
-def test_threads_serve_connections_concurrently() -> None:
-    gate = threading.Barrier(2, timeout=5)
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        gate.wait()  # both requests must be inside the app at once
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"together"]
-
-    with serving(app, threads=2) as server:
-        one, two = Client(server.port), Client(server.port)
-        one.send(get())
-        two.send(get())
-        assert one.response().body == two.response().body == b"together"
-        one.close()
-        two.close()
+def test_threads_serve_connections_concurrently(live: StartLive) -> None:
+    server = live("together", threads=2)  # each answers once both are inside the app
+    one, two = Client(server.port), Client(server.port)
+    one.send(get())
+    two.send(get())
+    assert one.response().body == two.response().body == b"together"
+    one.close()
+    two.close()
 
 
-def test_server_still_answers_after_a_reset_client() -> None:
-    with serving(validated_app) as server:
-        raw = socket.create_connection(("127.0.0.1", server.port))
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        raw.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
-        raw.close()  # RST
-        with Client(server.port) as client:
-            assert client.request(get()).body == b"hello"
+def test_server_still_answers_after_a_reset_client(live: StartLive) -> None:
+    server = live("validated")
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    raw.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    raw.close()  # RST
+    with Client(server.port) as client:
+        assert client.request(get()).body == b"hello"
