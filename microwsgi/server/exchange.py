@@ -114,6 +114,11 @@ class Exchange:
                 self.send(http.send_informational(100))
             try:
                 data = recv_some(self.sock, self.io_timeout)
+            except TimeoutError as exc:
+                # RFC 9110 §15.5.9: the client is still there but its body stopped coming;
+                # 408 (and close) tells it so, and that it may send the request again.
+                self.protocol_error = ProtocolError(408, "request body not received in time")
+                raise self.protocol_error from exc
             except OSError as exc:
                 self.client_gone = True
                 raise ClientGone(f"reading the request body: {exc}") from exc

@@ -41,6 +41,8 @@ from .wsgi import WSGIApp, WSGIBridge
 log = logging.getLogger("microwsgi.server")
 
 _ACCEPT_BATCH: Final = 64
+# Deadline entries allowed beyond twice the open connections before the stale ones go.
+_HEAP_SLACK: Final = 64
 _OUT_OF_DESCRIPTORS: Final = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -204,7 +206,7 @@ class Engine:
             channel = key.data
             if type(channel) is Channel and channel.deadline > self._idle_until:
                 channel.deadline = self._idle_until
-                heapq.heappush(self._deadlines, (channel.deadline, next(self._sequence), channel))
+                self._push_deadline(channel)
         self.closing.set()  # last: whoever waits for it finds the listeners closed
         return now + self.config.shutdown_timeout
 
@@ -335,7 +337,19 @@ class Engine:
             self.close(channel)
             return
         channel.registered = True
-        heapq.heappush(self._deadlines, (channel.deadline, next(self._sequence), channel))
+        self._push_deadline(channel)
+
+    def _push_deadline(self, channel: Channel) -> None:
+        heap = self._deadlines
+        heapq.heappush(heap, (channel.deadline, next(self._sequence), channel))
+        # An entry goes stale when its connection leaves the selector or gets a new deadline;
+        # it is dropped when its time comes, and keeps the connection (socket, parser state,
+        # last request) alive until then: a whole keep-alive timeout after it closed. Once the
+        # entries outnumber twice the open connections, drop the stale ones: amortised O(1)
+        # a push, and a closed connection is let go within a few hundred accepts.
+        if len(heap) > 2 * len(self._open) + _HEAP_SLACK:
+            heap[:] = [e for e in heap if e[2].registered and e[2].deadline == e[0]]
+            heapq.heapify(heap)
 
     def _dispatch(self, channel: Channel) -> None:
         self._selector.unregister(channel.sock)
