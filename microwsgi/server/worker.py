@@ -24,7 +24,7 @@ from .answers import error_answer
 from .channel import Channel
 from .config import ServerConfig
 from .protocol.events import NEED_DATA, ProtocolError, RequestHead
-from .sockets import RECV_SIZE, lingering_close, send_all, set_receive_timeout
+from .sockets import lingering_close, receive, send_all, set_receive_timeout
 from .wsgi import WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -159,7 +159,7 @@ class Worker:
                 set_receive_timeout(sock, timeout)
                 channel.receive_timeout = timeout
         try:
-            data = sock.recv(RECV_SIZE, flags)
+            data = receive(sock, flags)
         except BlockingIOError:
             return False
         if data and channel.started is None:

@@ -137,8 +137,8 @@ class Connection:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the peer; ``b''`` means the peer closed its side."""
+    def receive_data(self, data: bytes | memoryview) -> None:
+        """Feed bytes read from the peer (copied); ``b''`` means the peer closed its side."""
         if self._eof and data:
             raise RuntimeError("received data after EOF")
         if data:
