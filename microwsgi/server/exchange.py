@@ -35,6 +35,20 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 DRAIN_LIMIT: Final = 1 << 20
 
 
+# PERF: the statuses applications gave, checked and split once: '200 OK' -> (200, 'OK'). At
+# most this many are kept; past that a status is checked and split each time.
+_STATUSES: dict[str, tuple[int, str]] = {}
+_MAX_STATUSES: Final = 256
+
+
+def _check_status(status: str) -> None:
+    """ValueError for a status that is not PEP 3333's '999 Reason'; remember a good one."""
+    if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
+        raise ValueError(f"invalid WSGI status {status!r}")
+    if len(_STATUSES) < _MAX_STATUSES:
+        _STATUSES[status] = (int(status[:3]), status[4:])
+
+
 class ClientGone(Exception):
     """The peer closed, reset or stalled past the I/O timeout: nothing more can be sent."""
 
@@ -186,8 +200,8 @@ class Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info")
-        if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
-            raise ValueError(f"invalid WSGI status {status!r}")
+        if type(status) is not str or status not in _STATUSES:
+            _check_status(status)
         self.status = status
         self.headers = headers
         return self.write
@@ -213,9 +227,10 @@ class Exchange:
             or self.stopping.is_set()
             or (not self.http.request_complete and self._body_left_too_big())
         )
+        code, reason = _STATUSES.get(status) or (int(status[:3]), status[4:])
         data = self.http.send_response(
-            int(status[:3]),
-            status[4:],
+            code,
+            reason,
             self.headers,
             head=self.is_head,
             close=close,

@@ -271,36 +271,14 @@ class Connection:
             raise RuntimeError("response already started")
         if not 200 <= status <= 999:
             raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
-        lines = [f"HTTP/1.1 {status} {reason}\r\n"]
-        declared: str | None = None
-        kinds = _FIELD_KINDS
-        for name, value in headers:
-            kind = kinds.get(name)
-            if kind is None:
-                kind = _field_kind(name)
-            if kind:  # PERF: one test for the usual field, which needs no second look
-                if kind is _CONNECTION_FIELD:
-                    # Hop-by-hop: we write our own, honouring an application's wish to close.
-                    close = close or "close" in tokens(value)
-                    continue
-                if kind is _DATE_FIELD:
-                    date = None
-                elif kind is _SERVER_FIELD:
-                    server = None
-                else:
-                    value = declared = _declared_length(kind, value, declared)
-                    if status == 204:
-                        continue  # RFC 9110 §8.6: never on 204
-            lines.append(f"{name}: {value}\r\n")
-        if date is not None:
-            lines.append(f"Date: {date}\r\n")
-        if server is not None:
-            lines.append(f"Server: {server}\r\n")
+        lines, declared, asked_close = _head_lines(status, reason, headers, date, server)
         if body is not None:
             length = len(body)
-        head_bytes = _encode_head(lines) + self._choose_framing(
-            status, declared, length, head, close
-        )
+        try:
+            head_bytes = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"response head is not latin-1: {exc}") from None
+        head_bytes += self._choose_framing(status, declared, length, head, close or asked_close)
         return head_bytes if body is None else self._whole(head_bytes, body)
 
     def _whole(self, head_bytes: bytes, body: bytes) -> bytes:
@@ -312,7 +290,7 @@ class Connection:
         return head_bytes + self.send_data(body) + self.send_end()
 
     def _choose_framing(
-        self, status: int, declared: str | None, length: int | None, head: bool, close: bool
+        self, status: int, declared: int | None, length: int | None, head: bool, close: bool
     ) -> bytes:
         request = self._request
         if close or self._error is not None or request is None:
@@ -327,7 +305,7 @@ class Connection:
                 extra = b"Content-Length: %d\r\n" % length
         elif declared is not None:
             self._out = _OUT_LENGTH
-            self._out_remaining = int(declared)
+            self._out_remaining = declared
         elif length is not None:
             self._out = _OUT_LENGTH
             self._out_remaining = length
@@ -384,24 +362,57 @@ class Connection:
         return b"0\r\n\r\n" if out is _OUT_CHUNKED else b""
 
 
-def _declared_length(kind: _Field, value: str, declared: str | None) -> str:
+def _head_lines(
+    status: int, reason: str, headers: list[tuple[str, str]], date: str | None, server: str | None
+) -> tuple[list[str], int | None, bool]:
+    """The status line and field lines (each ending in CRLF) of a response head, the
+    Content-Length it declares, and whether its Connection field asks to close.
+
+    ValueError for what would split or corrupt the head on the wire: a name that is not a
+    token, CR, LF or NUL in the reason or a value, a bad or conflicting Content-Length,
+    Transfer-Encoding (the server frames the body). PERF: names are checked once (the
+    cache of `_field_kind`), and each value is searched for the three bad characters rather
+    than the whole encoded head for its line endings.
+    """
+    if "\r" in reason or "\n" in reason or "\0" in reason:
+        raise ValueError(f"CR, LF or NUL in the reason phrase {reason!r}")
+    lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+    declared: int | None = None
+    close = False
+    kinds = _FIELD_KINDS
+    for name, value in headers:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _field_kind(name)
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"CR, LF or NUL in the value of {name!r}")
+        if kind:  # PERF: one test for the usual field, which needs no second look
+            if kind is _CONNECTION_FIELD:
+                # Hop-by-hop: we write our own, honouring an application's wish to close.
+                close = close or "close" in tokens(value)
+                continue
+            if kind is _DATE_FIELD:
+                date = None
+            elif kind is _SERVER_FIELD:
+                server = None
+            else:
+                value, declared = _declared_length(kind, value, declared)
+                if status == 204:
+                    continue  # RFC 9110 §8.6: never on 204
+        lines.append(f"{name}: {value}\r\n")
+    if date is not None:
+        lines.append(f"Date: {date}\r\n")
+    if server is not None:
+        lines.append(f"Server: {server}\r\n")
+    return lines, declared, close
+
+
+def _declared_length(kind: _Field, value: str, declared: int | None) -> tuple[str, int]:
     """The Content-Length an application gives, checked; Transfer-Encoding is refused."""
     if kind is _TRANSFER_ENCODING_FIELD:
         raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
     value = value.strip(" \t")
-    if parse_content_length(value) is None or declared not in (None, value):
+    length = parse_content_length(value)
+    if length is None or declared not in (None, length):
         raise ValueError(f"invalid or conflicting Content-Length {value!r}")
-    return value
-
-
-def _encode_head(lines: list[str]) -> bytes:
-    """Encode header lines, refusing what would split or corrupt them on the wire."""
-    try:
-        raw = "".join(lines).encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"response head is not latin-1: {exc}") from None
-    # Each line brings exactly one CR and one LF; any more is an injected line ending.
-    if raw.count(b"\n") != len(lines) or raw.count(b"\r") != len(lines) or b"\0" in raw:
-        bad = next(x for x in lines if x.count("\n") + x.count("\r") > 2 or "\0" in x)
-        raise ValueError(f"CR, LF or NUL inside the response line {bad!r}")
-    return raw
+    return value, length
