@@ -65,6 +65,7 @@ class EpollWorkers:
         self._polling = False
         self._vacated = 0.0  # when a worker last left the wait in epoll, or looked for work
         self._busy = 0
+        self._turns = [0.0] * size  # when each worker's current turn began (0.0: none)
         self._reserve = 0
         self._deputy = False
         self._deputy_asleep = False
@@ -109,11 +110,13 @@ class EpollWorkers:
 
     # -- a worker thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        serve, owner, stopping = self._worker.serve, self._owner, self._stopping
+    def _run(self, index: int) -> None:
+        serve, owner, stopping, turns = self._worker.serve, self._owner, self._stopping, self._turns
         channel = self._wait()
         while channel is not None:
+            turns[index] = time.monotonic()
             turn = serve(channel)
+            turns[index] = 0.0
             ending = stopping.is_set()
             if turn is CLOSE:
                 owner.close(channel)
@@ -124,17 +127,26 @@ class EpollWorkers:
                 continue
             else:
                 self._park(channel, wake=False)
-            # While another worker is busy too, leave the work to it: fewer threads taking
+            # While another worker is serving too, leave the work to it: fewer threads taking
             # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
-            retire = ending or self._busy > 1
+            retire = ending or (self._busy > 1 and self._another_serving(index))
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)
 
+    def _another_serving(self, index: int) -> bool:
+        """Another worker's turn began less than PROMOTE ago: it is running Python, and will
+        look for work itself. One busy for longer is held by a slow application or blocked
+        on a client (a big body, a client that does not read): leaving the ready
+        connections to it, or to the deputy's takeover, would only make them wait."""
+        recent = time.monotonic() - PROMOTE
+        return any(began > recent for i, began in enumerate(self._turns) if i != index)
+
     def _start_thread(self) -> None:  # under the lock
         self._busy += 1  # a new thread counts as busy until it waits
+        index = len(self._threads)
         thread = threading.Thread(
-            target=self._run, name=f"microwsgi-worker-{len(self._threads)}", daemon=True
+            target=self._run, args=(index,), name=f"microwsgi-worker-{index}", daemon=True
         )
         self._threads.append(thread)
         thread.start()
