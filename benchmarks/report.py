@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from benchmarks.apps import FRAMEWORKS, framework_version, unavailable_reason
+from benchmarks.servers_report import render_servers, server_targets
 
-TOOLS = ("werkzeug", "gunicorn")
+TOOLS = ("werkzeug", "gunicorn", "waitress", "granian")
 
 
 def cpu_model() -> str:
@@ -277,6 +278,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 label = f"gunicorn {row['worker']}, {row['case']} vs bare"
                 found.append(_target(f"{label} (req/s)", row["vs_bare"], 0.97, "≥ 97%"))
                 found.append(_target(f"{label} (CPU/req)", row["cpu_vs_bare"], 0.97, "≥ 97%"))
+    servers = results.get("servers")
+    if servers:
+        found += [_target(*target) for target in server_targets(servers)]
     return found
 
 
@@ -293,6 +297,7 @@ def render(results: dict[str, Any]) -> str:
         "scale": render_scale,
         "wire": render_wire,
         "devserver": render_devserver,
+        "servers": render_servers,
     }
     for name, renderer in renderers.items():
         if name in results:

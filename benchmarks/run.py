@@ -1,8 +1,9 @@
 """The one command: ``python -m benchmarks [--quick] [--sections ...]``.
 
 Runs the sections in order (1 in-process dispatch, 2 router scale, 3 gunicorn + wrk, 4 the
-development server), prints the markdown report (the README's performance section) and writes
-it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw figures. Progress goes to stderr.
+development server, 5 the servers side by side), prints the markdown report (the README's
+performance section) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
+figures. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from benchmarks.apps import FRAMEWORKS
 from benchmarks.devserver_hook import run_devserver
 from benchmarks.inprocess import run_dispatch, run_scale
 from benchmarks.report import machine_info, render
+from benchmarks.servers import SERVERS, run_servers
 from benchmarks.soak_report import carry_section
 from benchmarks.wire import run_wire, wrk_path
 
-SECTIONS = ("dispatch", "scale", "wire", "devserver")
+SECTIONS = ("dispatch", "scale", "wire", "devserver", "servers")
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 
-# Full run: ~2 minutes in-process, ~4 minutes over the wire, ~1 minute for the dev server.
+# Full run: ~2 minutes in-process, ~4 minutes over the wire, ~1 minute for the dev server,
+# ~7 minutes for the servers side by side.
 FULL: dict[str, Any] = {
     "rounds": 7,
     "round_time": 0.2,
@@ -38,6 +41,12 @@ FULL: dict[str, Any] = {
     "wire_rounds": 5,
     "duration": 2,
     "devserver_duration": 5,
+    "servers": tuple(SERVERS),
+    "servers_apps": ("bare", "microwsgi"),
+    "servers_cases": ("static JSON", "params + query"),
+    "servers_rounds": 3,
+    "servers_duration": 3,
+    "soak_seconds": 30.0,
 }
 # --quick: every section runs, for a fraction of a second each (the smoke test uses it).
 QUICK: dict[str, Any] = {
@@ -51,6 +60,12 @@ QUICK: dict[str, Any] = {
     "wire_rounds": 1,
     "duration": 1,
     "devserver_duration": 1,
+    "servers": tuple(SERVERS),
+    "servers_apps": ("bare",),
+    "servers_cases": ("static JSON",),
+    "servers_rounds": 1,
+    "servers_duration": 1,
+    "soak_seconds": 2.0,
 }
 
 
@@ -72,7 +87,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="in-process rounds per app")
     parser.add_argument("--round-time", type=float, help="seconds per in-process round")
     parser.add_argument("--duration", type=int, help="seconds per wrk run and dev-server run")
-    parser.add_argument("--wire-rounds", type=int, help="wrk runs per framework and case")
+    parser.add_argument(
+        "--wire-rounds", type=int, help="wrk runs per framework (or server) and case"
+    )
+    parser.add_argument(
+        "--soak-seconds", type=float, help="seconds of mixed traffic per server (0: none)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="markdown file to write")
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
@@ -99,7 +119,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "round_time": args.round_time,
         "duration": args.duration,
         "devserver_duration": args.duration,
+        "servers_duration": args.duration,
         "wire_rounds": args.wire_rounds,
+        "servers_rounds": args.wire_rounds,
+        "soak_seconds": args.soak_seconds,
     }
     plan.update({key: value for key, value in overrides.items() if value is not None})
     for key in ("scale_frameworks", "wire_frameworks"):
@@ -107,15 +130,15 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine_info(command, wrk_path()), "plan": plan}
     started = time.monotonic()
     if "dispatch" in args.sections:
-        _log("1/4 in-process dispatch ...")
+        _log("1/5 in-process dispatch ...")
         results["dispatch"] = run_dispatch(args.frameworks, plan["rounds"], plan["round_time"])
     if "scale" in args.sections:
-        _log("2/4 router scale ...")
+        _log("2/5 router scale ...")
         results["scale"] = run_scale(
             plan["scale_frameworks"], plan["sizes"], plan["rounds"], plan["round_time"]
         )
     if "wire" in args.sections:
-        _log("3/4 gunicorn + wrk ...")
+        _log("3/5 gunicorn + wrk ...")
         results["wire"] = run_wire(
             plan["wire_frameworks"],
             plan["wire_workers"],
@@ -124,8 +147,19 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             rounds=plan["wire_rounds"],
         )
     if "devserver" in args.sections:
-        _log("4/4 development server ...")
+        _log("4/5 development server ...")
         results["devserver"] = run_devserver(plan["devserver_duration"])
+    if "servers" in args.sections:
+        _log("5/5 servers side by side ...")
+        results["servers"] = run_servers(
+            plan["servers"],
+            plan["servers_apps"],
+            plan["servers_cases"],
+            duration=plan["servers_duration"],
+            rounds=plan["servers_rounds"],
+            soak_seconds=plan["soak_seconds"],
+            quick=args.quick,
+        )
     _log(f"done in {time.monotonic() - started:.0f} s")
     return results
 

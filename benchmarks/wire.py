@@ -52,6 +52,7 @@ class WrkResult:
     socket_errors: int
     non_2xx: int
     latency_avg: str
+    latency_p99_ms: float | None = None  # with --latency only
 
 
 def wrk_path() -> str | None:
@@ -62,6 +63,8 @@ def wrk_path() -> str | None:
 
 
 _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_P99 = re.compile(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", re.M)
+_MS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -73,21 +76,27 @@ def parse_wrk(output: str) -> WrkResult:
     errors = _SOCKET_ERRORS.search(output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     latency = re.search(r"Latency\s+(\S+)", output)
+    p99 = _P99.search(output)  # the distribution --latency adds
     return WrkResult(
         requests_per_sec=float(rps.group(1)),
         requests=int(total.group(1)),
         socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         latency_avg=latency.group(1) if latency else "?",
+        latency_p99_ms=float(p99.group(1)) * _MS_PER_UNIT[p99.group(2)] if p99 else None,
     )
 
 
-def run_wrk(url: str, duration: int, connections: int, threads: int) -> WrkResult:
-    """One wrk run against ``url``; wrk's own duration plus a margin bounds it."""
+def run_wrk(
+    url: str, duration: int, connections: int, threads: int, *, latency: bool = False
+) -> WrkResult:
+    """One wrk run against ``url`` (`latency`: with its percentiles); wrk's own duration plus
+    a margin bounds it."""
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", url]
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s"]
+    command += ["--latency", url] if latency else [url]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=duration + 30, check=False
     )
@@ -134,12 +143,12 @@ def _listening_socket() -> socket.socket:
 
 
 def _wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll ``path`` until gunicorn answers 200; fail if it exits or the time runs out."""
+    """Poll ``path`` until the server answers 200; fail if it exits or the time runs out."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode} before it was ready")
+            raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
             conn.request("GET", path)
@@ -153,11 +162,11 @@ def _wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], timeout: fl
         finally:
             conn.close()
         time.sleep(0.05)
-    raise RuntimeError(f"gunicorn not ready after {timeout:.0f}s: {last_error}")
+    raise RuntimeError(f"the server was not ready after {timeout:.0f}s: {last_error}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the gunicorn process group, then SIGKILL it if it lingers."""
+    """SIGTERM the server's process group, then SIGKILL it if it lingers."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -35,7 +35,6 @@ def status_line(status: int) -> str:
 # RFC 9110 §5.6.2: token = 1*tchar (methods, field names, transfer codings, cookie names).
 TCHAR: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 TOKEN_RE: Final = re.compile(TCHAR + "+")
-TOKEN_BYTES_RE: Final = re.compile(TCHAR.encode("ascii") + b"+")
 
 # RFC 9110 §8.6: Content-Length = 1*DIGIT. ASCII digits only (str.isdigit alone would take
 # '²' or '٣'), no sign, no list; and at most 18 of them: a longer length is an attack or a

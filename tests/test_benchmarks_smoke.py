@@ -26,6 +26,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.syspath_prepend(str(REPO_ROOT))
     import benchmarks.apps
     import benchmarks.inprocess
+    import benchmarks.servers
     import benchmarks.wire
 
     return benchmarks
@@ -118,6 +119,31 @@ def test_devserver_section_reports_the_dev_server_benchmark(tmp_path: Path) -> N
     assert "### 4. Development server" in markdown
 
 
+@pytest.mark.e2e
+def test_servers_side_by_side_measure_each_server_or_say_why_not(
+    tmp_path: Path, bench: Any
+) -> None:
+    require_program("wrk", "the servers side by side are loaded with wrk")
+    results, markdown = run_quick(tmp_path, "servers")
+    section = results["servers"]
+    assert set(section["servers"]) | set(section["skipped"]) == set(bench.servers.SERVERS)
+    assert {"microwsgi", "gunicorn-microwsgi", "gunicorn-gthread"} <= set(section["servers"])
+    measured = set(section["servers"])
+    rows = section["keepalive"] + section["many"]["rows"] + section["workers"]["rows"]
+    assert {row["server"] for row in section["keepalive"]} == measured
+    assert {row["server"] for row in section["many"]["rows"]} == measured
+    for row in rows:
+        assert row["requests_per_sec"] > 0 and row["cpu_us_per_request"] > 0
+        assert row["p99_ms"] is not None and row["p99_ms"] > 0
+        assert row["socket_errors"] == 0 and row["non_2xx"] == 0
+    assert {row["workers"] for row in section["workers"]["rows"]} == {1, 2}
+    for row in section["mixed"]["rows"]:
+        assert row["wrong"] == 0 and row["lost"] == 0 and row["answers"] > 0
+    assert "### 5. Servers side by side" in markdown
+    assert "microwsgi worker vs gunicorn gthread" in markdown
+    assert "microwsgi worker, -w 2 vs -w 1" in markdown
+
+
 def test_route_table_has_the_measured_routes_last_and_no_duplicates(bench: Any) -> None:
     measured = list(bench.apps.MEASURED)
     for size in (len(measured), 10, 100, 10_000):
@@ -164,4 +190,6 @@ Transfer/sec:      0.87MB
     result = bench.wire.parse_wrk(report)
     assert result.requests_per_sec == pytest.approx(4906.85)
     assert (result.requests, result.socket_errors, result.non_2xx) == (4911, 3, 4)
-    assert result.latency_avg == "1.62ms"
+    assert result.latency_avg == "1.62ms" and result.latency_p99_ms is None
+    distribution = "  Latency Distribution\n     50%  480.00us\n     99%    2.51ms\n"
+    assert bench.wire.parse_wrk(report + distribution).latency_p99_ms == pytest.approx(2.51)

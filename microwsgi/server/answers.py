@@ -39,12 +39,14 @@ def error_answer(http: Connection, status: int, message: str) -> tuple[bytes, by
     connection is all that is left to do.
     """
     body = f"{message}\n".encode()
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Date", http_date()),
-        ("Server", SERVER_SOFTWARE),
-        ("Connection", "close"),
-    ]
-    head = http.send_response(status, reason_phrase(status), headers)
+    headers = [("Content-Type", "text/plain; charset=utf-8")]
+    head = http.send_response(
+        status,
+        reason_phrase(status),
+        headers,
+        close=True,
+        length=len(body),
+        date=http_date(),
+        server=SERVER_SOFTWARE,
+    )
     return head, http.send_data(body) + http.send_end()

@@ -25,7 +25,7 @@ from .._http import parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
 from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
-from .sockets import recv_some, send_all, send_file
+from .sockets import recv_some, send_file
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -33,6 +33,20 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 # past this the connection is closed instead (a client cannot make us read an arbitrarily
 # large upload nobody asked for).
 DRAIN_LIMIT: Final = 1 << 20
+
+
+# PERF: the statuses applications gave, checked and split once: '200 OK' -> (200, 'OK'). At
+# most this many are kept; past that a status is checked and split each time.
+_STATUSES: dict[str, tuple[int, str]] = {}
+_MAX_STATUSES: Final = 256
+
+
+def _check_status(status: str) -> None:
+    """ValueError for a status that is not PEP 3333's '999 Reason'; remember a good one."""
+    if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
+        raise ValueError(f"invalid WSGI status {status!r}")
+    if len(_STATUSES) < _MAX_STATUSES:
+        _STATUSES[status] = (int(status[:3]), status[4:])
 
 
 class ClientGone(Exception):
@@ -142,10 +156,9 @@ class Exchange:
         return self.http.request_complete
 
     def _body_left_too_big(self) -> bool:
-        """True when the unread body cannot be drained, so the answer should announce close."""
+        """True when the unread body (of a request not yet complete) cannot be drained, so the
+        answer should announce close."""
         head = self.head
-        if self.http.request_complete:
-            return False
         if self._body_withheld():
             return True
         return (
@@ -165,9 +178,11 @@ class Exchange:
 
     def send(self, data: bytes) -> None:
         try:
-            send_all(self.sock, data)
+            self.sock.sendall(data)  # PERF: the socket call itself (see sockets.send_all)
         except OSError as exc:
             self.client_gone = True
+            if isinstance(exc, BlockingIOError):  # SO_SNDTIMEO passed
+                exc = TimeoutError("timed out writing to the client")
             raise ClientGone(f"sending the response: {exc}") from exc
 
     def start_response(
@@ -185,8 +200,8 @@ class Exchange:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info")
-        if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
-            raise ValueError(f"invalid WSGI status {status!r}")
+        if type(status) is not str or status not in _STATUSES:
+            _check_status(status)
         self.status = status
         self.headers = headers
         return self.write
@@ -199,38 +214,32 @@ class Exchange:
             self.send(self.http.send_data(data))
         self.bytes_sent += len(data)
 
-    def head_bytes(self, length: int | None) -> bytes:
-        """Status line and headers; `length` (a known total) becomes Content-Length if absent."""
+    def head_bytes(self, length: int | None, body: bytes | None = None) -> bytes:
+        """Status line and headers; `length` (a known total) becomes Content-Length if absent.
+
+        With `body` (the whole body), the framed body and its end follow the head.
+        """
         status = self.status
         if status is None:
             raise AssertionError("the application did not call start_response()")
-        code = int(status[:3])
-        headers = list(self.headers)
-        has_length = has_date = has_server = False
-        for name, _ in headers:
-            lowered = name.lower()
-            if lowered == "content-length":
-                has_length = True
-            elif lowered == "date":
-                has_date = True
-            elif lowered == "server":
-                has_server = True
-        if not has_date:
-            headers.append(("Date", http_date()))
-        if not has_server:
-            headers.append(("Server", SERVER_SOFTWARE))
-        if (
-            length is not None
-            and not has_length
-            and code >= 200
-            and code not in (204, 304)
-            and not (self.is_head and length == 0)
-        ):
-            headers.append(("Content-Length", str(length)))
-        if self.close_after or self.stopping.is_set() or self._body_left_too_big():
-            self.close_after = True
-            headers.append(("Connection", "close"))
-        data = self.http.send_response(code, status[4:], headers, head=self.is_head)
+        close = (
+            self.close_after
+            or self.stopping.is_set()
+            or (not self.http.request_complete and self._body_left_too_big())
+        )
+        code, reason = _STATUSES.get(status) or (int(status[:3]), status[4:])
+        data = self.http.send_response(
+            code,
+            reason,
+            self.headers,
+            head=self.is_head,
+            close=close,
+            length=length,
+            date=http_date(),
+            server=SERVER_SOFTWARE,
+            body=body,
+        )
+        self.close_after = close
         self.headers_sent = True
         return data
 
@@ -247,8 +256,7 @@ class Exchange:
 
         PERF: one system call per answer, and a Content-Length that needs no chunking.
         """
-        http = self.http
-        self.send(self.head_bytes(len(body)) + http.send_data(body) + http.send_end())
+        self.send(self.head_bytes(None, body))
         self.bytes_sent = len(body)
 
     def send_file(self, span: tuple[int, int, int]) -> None:

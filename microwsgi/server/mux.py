@@ -26,11 +26,13 @@ from typing import Final
 
 from .channel import Channel
 from .sockets import Waker
-from .worker import HOLD, Owner, Turn, Worker
+from .worker import CLOSE, HOLD, READY, Owner, Worker
 
 AVAILABLE: Final = hasattr(select, "epoll")
 # How long the wait in epoll may stay empty before the deputy takes it over.
 PROMOTE: Final = 0.002
+# Most ready connections one look at the epoll set takes into the ready queue.
+_BATCH: Final = 16
 _MASK: Final = (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT) if AVAILABLE else 0
 
 
@@ -55,13 +57,15 @@ class EpollWorkers:
         self._epoll.register(self._waker.fileno(), select.EPOLLIN)
         self._parked: dict[int, Channel] = {}
         self._ready: deque[Channel] = deque()
-        lock = threading.Lock()
+        # PERF: the hot paths take the lock itself (a C call); the conditions wrap it in Python.
+        self._lock = lock = threading.Lock()
         self._cond = threading.Condition(lock)  # sleeping workers
         self._deputy_cond = threading.Condition(lock)  # the deputy, while asleep
         self._threads: list[threading.Thread] = []
         self._polling = False
         self._vacated = 0.0  # when a worker last left the wait in epoll, or looked for work
         self._busy = 0
+        self._turns = [0.0] * size  # when each worker's current turn began (0.0: none)
         self._reserve = 0
         self._deputy = False
         self._deputy_asleep = False
@@ -106,32 +110,43 @@ class EpollWorkers:
 
     # -- a worker thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        serve, owner, stopping = self._worker.serve, self._owner, self._stopping
+    def _run(self, index: int) -> None:
+        serve, owner, stopping, turns = self._worker.serve, self._owner, self._stopping, self._turns
         channel = self._wait()
         while channel is not None:
+            turns[index] = time.monotonic()
             turn = serve(channel)
+            turns[index] = 0.0
             ending = stopping.is_set()
-            if turn is Turn.CLOSE:
+            if turn is CLOSE:
                 owner.close(channel)
             elif ending:
                 owner.hand_back(channel)
-            elif turn is Turn.READY:
+            elif turn is READY:
                 channel = self._take(requeue=channel)
                 continue
             else:
                 self._park(channel, wake=False)
-            # While another worker is busy too, leave the work to it: fewer threads taking
+            # While another worker is serving too, leave the work to it: fewer threads taking
             # turns means fewer hand-offs of the GIL. Stopping, there is no work to look for.
-            retire = ending or self._busy > 1
+            retire = ending or (self._busy > 1 and self._another_serving(index))
             channel = None if retire else self._take()
             if channel is None:
                 channel = self._wait(retire=retire)
 
+    def _another_serving(self, index: int) -> bool:
+        """Another worker's turn began less than PROMOTE ago: it is running Python, and will
+        look for work itself. One busy for longer is held by a slow application or blocked
+        on a client (a big body, a client that does not read): leaving the ready
+        connections to it, or to the deputy's takeover, would only make them wait."""
+        recent = time.monotonic() - PROMOTE
+        return any(began > recent for i, began in enumerate(self._turns) if i != index)
+
     def _start_thread(self) -> None:  # under the lock
         self._busy += 1  # a new thread counts as busy until it waits
+        index = len(self._threads)
         thread = threading.Thread(
-            target=self._run, name=f"microwsgi-worker-{len(self._threads)}", daemon=True
+            target=self._run, args=(index,), name=f"microwsgi-worker-{index}", daemon=True
         )
         self._threads.append(thread)
         thread.start()
@@ -148,7 +163,7 @@ class EpollWorkers:
             until = min(until, channel.started + self._header_timeout)
         channel.park_until = until
         fd = channel.fd
-        with self._cond:
+        with self._lock:
             self._parked[fd] = channel
             if self._poll_forever:  # the poller must now wake to sweep
                 self._poll_forever = False
@@ -170,14 +185,14 @@ class EpollWorkers:
                     self._epoll.modify(fd, _MASK)
                 channel.in_epoll = True
         except (OSError, ValueError):  # a closed socket, or an engine already released
-            with self._cond:
+            with self._lock:
                 if self._parked.pop(fd, None) is None:
                     return  # taken already (cannot happen unarmed, but be safe)
             self._owner.close(channel)
 
     def _claim(self, events: list[tuple[int, int]]) -> Channel | None:
         for fd, _ in events:
-            with self._cond:
+            with self._lock:
                 channel = self._parked.pop(fd, None)
             if channel is not None:
                 return channel
@@ -186,7 +201,7 @@ class EpollWorkers:
     def _sweep(self, now: float, everything: bool = False) -> None:
         """Give connections parked past their time back to the loop's selector."""
         self._sweep_at = now + HOLD / 2
-        with self._cond:
+        with self._lock:
             gone = [c for c in self._parked.values() if everything or c.park_until <= now]
             for channel in gone:
                 del self._parked[channel.fd]
@@ -203,24 +218,34 @@ class EpollWorkers:
         """A connection to serve now, without waiting (the calling worker is busy).
 
         `requeue` (a connection that used up its turn) goes behind those already waiting.
+        Every connection one look at the epoll set finds ready joins the ready queue, so that
+        the next ones are taken without asking the kernel again.
         """
         self._vacated = now = time.monotonic()
         if now >= self._sweep_at:
             self._sweep(now)
+        ready = self._ready
+        if ready and requeue is None:
+            with self._lock:  # PERF: found ready by an earlier look, no system call
+                if ready:
+                    return self._pop_ready()
         try:
-            claimed = self._claim(self._epoll.poll(0, 1))
+            events = self._epoll.poll(0, _BATCH)
         except (OSError, ValueError):  # the engine was released under a late worker
-            claimed = None
-        if requeue is None and not self._ready:
-            return claimed  # PERF: the usual case needs no lock
-        with self._cond:
-            if claimed is not None:
-                self._ready.append(claimed)
+            events = []
+        if not events and requeue is None:
+            return None  # PERF: the usual case needs no lock
+        with self._lock:
+            parked = self._parked
+            for fd, _ in events:
+                claimed = parked.pop(fd, None)  # None: the waker, or a stale event
+                if claimed is not None:
+                    ready.append(claimed)
             if requeue is not None:
-                self._ready.append(requeue)
+                ready.append(requeue)
                 if self.trace_for_tests is not None:
                     self.trace_for_tests("requeue", requeue)
-            return self._pop_ready() if self._ready else None
+            return self._pop_ready() if ready else None
 
     def _pop_ready(self) -> Channel:  # under the lock
         channel = self._ready.popleft()

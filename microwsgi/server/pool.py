@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .channel import Channel
-from .worker import HOLD, Owner, Turn, Worker
+from .worker import CLOSE, HOLD, READY, Owner, Worker
 
 # The worker holds its connection for HOLD only while another worker is idle; when none is,
 # this short wait bounds the delay a newly arrived request can see, and with connections
@@ -72,9 +72,9 @@ class PoolWorkers:
         jobs, lock, owner, serve = self._jobs, self._lock, self._owner, self._worker.serve
         while (channel := jobs.get()) is not None:
             turn = serve(channel, self._hold)
-            if turn is Turn.CLOSE:
+            if turn is CLOSE:
                 owner.close(channel)
-            elif turn is Turn.READY and not owner.stopping.is_set():
+            elif turn is READY and not owner.stopping.is_set():
                 self.dispatch(channel)  # to the back of the queue: others get their turn
             else:
                 owner.hand_back(channel)

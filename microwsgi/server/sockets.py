@@ -20,6 +20,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from typing import Final
 
@@ -110,15 +111,34 @@ def _wait(sock: socket.socket, writable: bool, timeout: float) -> bool:
     return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
+# Each thread's read buffer (see `receive`).
+_buffers = threading.local()
+
+
+def receive(sock: socket.socket, flags: int = 0) -> memoryview:
+    """What `sock` has, up to RECV_SIZE bytes (none at EOF), as a view of this thread's read
+    buffer: valid until the thread reads again, so copy it (the protocol's buffer does).
+
+    Not `sock.recv(RECV_SIZE)`: that allocates the whole 64 KiB and shrinks it in place to
+    what came, and the freed tails, left between small long-lived objects, fragment the heap:
+    a long-running server's RSS creeps up (half of the creep the soak measured). PERF: reading
+    into a buffer the thread keeps costs about 300 instructions more a request.
+    """
+    view: memoryview | None = getattr(_buffers, "view", None)
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(RECV_SIZE))
+    return view[: sock.recv_into(view, RECV_SIZE, flags)]
+
+
 def recv_some(sock: socket.socket, timeout: float) -> bytes:
     """Bytes from `sock` (b'' at EOF), waiting up to about `timeout`; raises TimeoutError."""
     try:
-        return sock.recv(RECV_SIZE)  # waits up to the kernel receive timeout
+        return bytes(receive(sock))  # waits up to the kernel receive timeout
     except BlockingIOError:  # that passed: wait the rest in poll()
         pass
     if _wait(sock, False, timeout):
         with contextlib.suppress(BlockingIOError):
-            return sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            return bytes(receive(sock, socket.MSG_DONTWAIT))
     raise TimeoutError("timed out reading from the client")
 
 

@@ -24,7 +24,7 @@ from .answers import error_answer
 from .channel import Channel
 from .config import ServerConfig
 from .protocol.events import NEED_DATA, ProtocolError, RequestHead
-from .sockets import RECV_SIZE, lingering_close, send_all, set_receive_timeout
+from .sockets import lingering_close, receive, send_all, set_receive_timeout
 from .wsgi import WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -43,6 +43,13 @@ class Turn(enum.Enum):
     CLOSE = "close"  # the connection is finished (or broken): close it
     IDLE = "idle"  # nothing buffered: watch the socket for the client's next bytes
     READY = "ready"  # TURN_LIMIT reached with the next request already buffered
+
+
+# PERF: the turns under module names, as the strategies compare them: in Python 3.11 looking a
+# member up on its Enum class goes through the metaclass's __getattr__ hook.
+CLOSE: Final = Turn.CLOSE
+IDLE: Final = Turn.IDLE
+READY: Final = Turn.READY
 
 
 class Owner(Protocol):
@@ -103,7 +110,7 @@ class Worker:
             try:
                 self._receive(channel, 0)
             except OSError:
-                return Turn.CLOSE
+                return CLOSE
             http = channel.http
             served = 0
             while True:
@@ -111,17 +118,17 @@ class Worker:
                     event = http.next_event()
                 except ProtocolError as exc:
                     self._refuse_request(channel, exc)
-                    return Turn.CLOSE
+                    return CLOSE
                 if type(event) is RequestHead:
                     if not self._answer(channel, event):
-                        return Turn.CLOSE
+                        return CLOSE
                     served += 1
                     if served >= TURN_LIMIT:
                         # A pipelined request already begun is not reported by the socket again.
-                        return Turn.READY if channel.started is not None else Turn.IDLE
+                        return READY if channel.started is not None else IDLE
                 elif event is NEED_DATA:
                     if self._stopping.is_set():
-                        return Turn.CLOSE
+                        return CLOSE
                     wait = hold() if hold is not None else 0.0
                     started = channel.started
                     if started is not None:
@@ -129,18 +136,18 @@ class Worker:
                         left = started + self._header_timeout - time.monotonic()
                         if left <= 0:
                             time_out(channel)
-                            return Turn.CLOSE
+                            return CLOSE
                         wait = min(wait, left)
                     try:
                         if wait <= 0 or not self._receive(channel, wait):
-                            return Turn.IDLE
+                            return IDLE
                     except OSError:
-                        return Turn.CLOSE
+                        return CLOSE
                 else:  # ConnectionClosed: the peer is done with us
-                    return Turn.CLOSE
+                    return CLOSE
         except BaseException:  # a bug here must not take the worker thread with it
             log.exception("unexpected error serving %s", channel.peer[0])
-            return Turn.CLOSE
+            return CLOSE
 
     def _receive(self, channel: Channel, timeout: float) -> bool:
         """Feed what the peer sent to the protocol; False if nothing came within `timeout`."""
@@ -152,7 +159,7 @@ class Worker:
                 set_receive_timeout(sock, timeout)
                 channel.receive_timeout = timeout
         try:
-            data = sock.recv(RECV_SIZE, flags)
+            data = receive(sock, flags)
         except BlockingIOError:
             return False
         if data and channel.started is None:

@@ -277,7 +277,7 @@ class WSGIBridge:
                 log.exception("error in the hook %r after %s %s", after, head.method, head.target)
         if not ok or exchange.close_after:
             return False
-        return exchange.drain() and http.keep_alive
+        return (http.request_complete or exchange.drain()) and http.keep_alive
 
     def _fail(self, exchange: Exchange, exc: Exception) -> None:
         """An error while answering: 400/500 if nothing was sent yet, else just close."""

@@ -270,6 +270,25 @@ def test_tick_interval_must_be_positive() -> None:
         Hooks(tick=lambda: None, tick_interval=0)
 
 
+def test_a_wake_up_accepts_one_connection_and_leaves_the_rest_of_a_burst() -> None:
+    # Processes sharing a listening socket (gunicorn's workers) all wake for a burst of
+    # connections; each taking one at a time shares the burst out instead of one taking all.
+    sock = listening()
+    engine = Engine(hello_app, [sock], config())
+    clients = [socket.create_connection(sock.getsockname()) for _ in range(3)]
+    try:
+        engine._accept(sock)
+        assert engine.open_connections == 1
+        engine._accept(sock)
+        assert engine.open_connections == 2
+    finally:
+        for channel in list(engine._open):
+            engine.close(channel)
+        for client in clients:
+            client.close()
+        engine.release()
+
+
 def test_at_the_connection_cap_the_next_one_waits_in_the_backlog() -> None:
     seen: list[tuple[int, bool]] = []
     ticks = threading.Condition()

@@ -268,3 +268,18 @@ def time_limit() -> float:
     import time
 
     return time.monotonic() + WAIT
+
+
+def test_only_a_worker_that_began_its_turn_just_now_counts_as_serving() -> None:
+    # A worker holding a connection for long (a slow app, a client that does not read) does
+    # not make the others leave the ready connections to it.
+    import time
+
+    workers = mux.EpollWorkers(3, IdleWorker(), FakeOwner(), header_timeout=10.0)  # type: ignore[arg-type]
+    try:
+        now = time.monotonic()
+        workers._turns[:] = [now - 1.0, now, 0.0]  # long busy, just began, idle
+        assert workers._another_serving(0) and workers._another_serving(2)
+        assert not workers._another_serving(1)
+    finally:
+        workers.close()

@@ -534,6 +534,52 @@ def test_204_and_304_have_no_body() -> None:
     assert conn.keep_alive
 
 
+def test_a_known_length_date_and_server_are_sent_unless_the_fields_have_them() -> None:
+    conn, _ = _conn_with(GET)
+    out = conn.send_response(200, "OK", [("X-A", "1")], length=3, date="D", server="S")
+    assert out == b"HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: D\r\nServer: S\r\nContent-Length: 3\r\n\r\n"
+    assert conn.send_data(b"abcdef") + conn.send_end() == b"abc" and conn.keep_alive
+    conn, _ = _conn_with(GET)
+    fields = [("date", "mine"), ("SERVER", "me"), ("Content-Length", "2")]
+    out = conn.send_response(200, "OK", fields, length=3, date="D", server="S")
+    assert out == b"HTTP/1.1 200 OK\r\ndate: mine\r\nSERVER: me\r\nContent-Length: 2\r\n\r\n"
+    # No body, no length; a HEAD answer's length is that of the body a GET would get.
+    head = b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"
+    for raw, status, length in ((GET, 204, 5), (GET, 304, 5), (head, 200, 0)):
+        conn, _ = _conn_with(raw)
+        assert (
+            conn.send_response(status, "X", [], length=length) == b"HTTP/1.1 %d X\r\n\r\n" % status
+        )
+    conn, _ = _conn_with(head)
+    assert (
+        conn.send_response(200, "OK", [], length=5)
+        == b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    )
+
+
+def test_a_whole_body_is_sent_framed_and_ended_with_its_head() -> None:
+    conn, _ = _conn_with(GET)
+    out = conn.send_response(200, "OK", [], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+    assert conn.response_complete and conn.keep_alive
+    conn, _ = _conn_with(GET)  # past the declared length: cut, as send_data cuts it
+    out = conn.send_response(200, "OK", [("Content-Length", "2")], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab" and conn.keep_alive
+    conn, _ = _conn_with(GET)  # short of it: the client would wait, so no reuse
+    out = conn.send_response(200, "OK", [("Content-Length", "5")], body=b"abc")
+    assert out.endswith(b"\r\n\r\nabc") and conn.response_complete and not conn.keep_alive
+    conn, _ = _conn_with(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+    out = conn.send_response(200, "OK", [], body=b"abc")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" and conn.response_complete
+
+
+def test_the_sender_may_close_after_the_response() -> None:
+    conn, _ = _conn_with(GET)
+    out = conn.send_response(200, "OK", [], close=True, length=0)
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    assert not conn.keep_alive
+
+
 def test_http10_unknown_length_is_close_delimited() -> None:
     raw = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
     conn, out = _answer(raw, 200, [], [b"abc", b"def"])

@@ -1,4 +1,4 @@
-"""A connection the server has closed is released at once, whatever the keep-alive timeout.
+"""A connection the server has closed is released soon, whatever the keep-alive timeout.
 
 Found by the soak: with idle connections held for its whole length (a keep-alive timeout of
 an hour), the dev server's RSS grew by about 1 MiB every 10 s, and the number of live socket

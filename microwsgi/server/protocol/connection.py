@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..._http import TOKEN_RE, parse_content_length, reason_phrase
 from .body import ChunkedReader, LengthReader
@@ -32,7 +32,47 @@ from .head import HeadReader
 if TYPE_CHECKING:
     from .events import Data, Event, Limits, RequestHead, Sentinel
 
-_FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length"))
+
+class _Field(enum.IntEnum):
+    """What a response field is to the framing: one that needs a look, or any other (0)."""
+
+    OTHER = 0
+    LENGTH = 1
+    CONNECTION = 2
+    TRANSFER_ENCODING = 3
+    DATE = 4
+    SERVER = 5
+
+
+# PERF: members under module names: in Python 3.11 looking a member up on its Enum class
+# goes through the metaclass's __getattr__ hook, about 1,000 instructions a time.
+_CONNECTION_FIELD: Final = _Field.CONNECTION
+_TRANSFER_ENCODING_FIELD: Final = _Field.TRANSFER_ENCODING
+_DATE_FIELD: Final = _Field.DATE
+_SERVER_FIELD: Final = _Field.SERVER
+
+_SPECIAL_FIELDS: Final = {
+    "content-length": _Field.LENGTH,
+    "connection": _Field.CONNECTION,
+    "transfer-encoding": _Field.TRANSFER_ENCODING,
+    "date": _Field.DATE,
+    "server": _Field.SERVER,
+}
+# PERF: response field names as applications spell them -> their kind, checked against the
+# token grammar once: one dict lookup per field instead of lower(), a set lookup and a regex.
+# Names come from applications, not clients, but the cache is bounded all the same.
+_FIELD_KINDS: dict[str, _Field] = {}
+_MAX_FIELD_KINDS: Final = 512
+
+
+def _field_kind(name: str) -> _Field:
+    """The kind of the response field `name`; ValueError when it is not a token."""
+    if not TOKEN_RE.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not a token")
+    kind = _SPECIAL_FIELDS.get(name.lower(), _Field.OTHER)
+    if len(_FIELD_KINDS) < _MAX_FIELD_KINDS:
+        _FIELD_KINDS[name] = kind
+    return kind
 
 
 class _In(enum.Enum):
@@ -40,6 +80,12 @@ class _In(enum.Enum):
     BODY = enum.auto()
     DONE = enum.auto()  # request complete; the next one waits for start_next_cycle()
     CLOSED = enum.auto()
+
+
+_IN_HEAD: Final = _In.HEAD  # PERF: as the field kinds above
+_IN_BODY: Final = _In.BODY
+_IN_DONE: Final = _In.DONE
+_IN_CLOSED: Final = _In.CLOSED
 
 
 class _Out(enum.Enum):
@@ -51,29 +97,46 @@ class _Out(enum.Enum):
     DONE = enum.auto()
 
 
+_OUT_IDLE: Final = _Out.IDLE  # PERF: as the field kinds above
+_OUT_NO_BODY: Final = _Out.NO_BODY
+_OUT_LENGTH: Final = _Out.LENGTH
+_OUT_CHUNKED: Final = _Out.CHUNKED
+_OUT_UNTIL_CLOSE: Final = _Out.UNTIL_CLOSE
+_OUT_DONE: Final = _Out.DONE
+
+
 class Connection:
-    """One server-side HTTP/1.1 connection, one request/response cycle at a time."""
+    """One server-side HTTP/1.1 connection, one request/response cycle at a time.
+
+    `keep_alive` says whether the connection can carry another request after the current
+    cycle, `request_complete` whether the current request has been received whole (its body
+    included). Both are for reading only. PERF: plain attributes, kept by each change of
+    state, since they are read several times a request.
+    """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._buf = bytearray()
         self._eof = False
         self._error: ProtocolError | None = None
-        self._keep_alive = True
-        self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel] = _no_body
+        self.keep_alive = True
+        self._head = HeadReader(limits)
+        self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel]
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
-        self._in = _In.HEAD
-        self._out = _Out.IDLE
+        self._in = _IN_HEAD
+        self.request_complete = False
+        self._out = _OUT_IDLE
         self._request: RequestHead | None = None
-        self._head = HeadReader(self.limits)
+        self._head.reset()  # PERF: one reader per connection, not one per request
+        self._end_pending = False  # a bodyless request's EndOfMessage, not yet returned
         self._out_remaining = 0
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes read from the peer; ``b''`` means the peer closed its side."""
+    def receive_data(self, data: bytes | memoryview) -> None:
+        """Feed bytes read from the peer (copied); ``b''`` means the peer closed its side."""
         if self._eof and data:
             raise RuntimeError("received data after EOF")
         if data:
@@ -88,19 +151,24 @@ class Connection:
             raise ProtocolError(self._error.status, self._error.message)
         try:
             state = self._in
-            if state is _In.HEAD:
-                event: Event | Sentinel = self._read_head()
-            elif state is _In.BODY:
+            if state is _IN_HEAD:
+                # PERF: between requests the buffer is empty: no head reader to ask.
+                event: Event | Sentinel = self._read_head() if self._buf else NEED_DATA
+            elif state is _IN_BODY:
                 event = self._read_body(self._buf)
                 if type(event) is EndOfMessage:
-                    self._in = _In.DONE
-            elif state is _In.DONE:
+                    self._in = _IN_DONE
+                    self.request_complete = True
+            elif state is _IN_DONE:
+                if self._end_pending:
+                    self._end_pending = False
+                    return EndOfMessage()
                 return PAUSED
             else:
                 return ConnectionClosed()
         except ProtocolError as exc:
             self._error = exc
-            self._keep_alive = False
+            self.keep_alive = False
             raise
         if event is NEED_DATA and self._eof:
             return self._at_eof()
@@ -114,22 +182,27 @@ class Connection:
         request = build_request_head(head.request_line, head.target_parts, head.fields, self.limits)
         self._request = request
         if not request.keep_alive:
-            self._keep_alive = False
-        self._in = _In.BODY
+            self.keep_alive = False
         if request.chunked:
+            self._in = _IN_BODY
             self._read_body = ChunkedReader(self.limits).read
         elif request.content_length:
+            self._in = _IN_BODY
             self._read_body = LengthReader(request.content_length).read
         else:
-            self._read_body = _no_body  # PERF: most requests have no body: no reader to build
+            # PERF: most requests have no body: complete at once, with no reader to build and
+            # nothing to drain; its EndOfMessage is still the next event.
+            self._in = _IN_DONE
+            self.request_complete = True
+            self._end_pending = True
         return request
 
     def _at_eof(self) -> ConnectionClosed:
-        if self._in is _In.HEAD and not self._buf and not self._head.started:
-            self._in = _In.CLOSED
+        if self._in is _IN_HEAD and not self._buf and not self._head.started:
+            self._in = _IN_CLOSED
             return ConnectionClosed()
         self._error = ProtocolError(400, "connection closed mid-request")
-        self._keep_alive = False
+        self.keep_alive = False
         raise ProtocolError(400, "connection closed mid-request")
 
     @property
@@ -138,17 +211,8 @@ class Connection:
         return self._request
 
     @property
-    def keep_alive(self) -> bool:
-        """Whether the connection can carry another request after the current cycle."""
-        return self._keep_alive and self._error is None
-
-    @property
-    def request_complete(self) -> bool:
-        return self._in is _In.DONE
-
-    @property
     def response_complete(self) -> bool:
-        return self._out is _Out.DONE
+        return self._out is _OUT_DONE
 
     @property
     def peer_closed(self) -> bool:
@@ -158,10 +222,10 @@ class Connection:
     @property
     def pipelined(self) -> bool:
         """Bytes of a next request are already buffered behind the complete current one."""
-        return self._in is _In.DONE and bool(self._buf)
+        return self._in is _IN_DONE and bool(self._buf)
 
     def start_next_cycle(self) -> None:
-        if not (self.request_complete and self.response_complete and self.keep_alive):
+        if self._in is not _IN_DONE or self._out is not _OUT_DONE or not self.keep_alive:
             raise RuntimeError(
                 "cannot start a new cycle: request or response unfinished, or closing"
             )
@@ -173,63 +237,83 @@ class Connection:
         """An interim response; ``b''`` to HTTP/1.0 clients, who never get one (RFC 9110 §15.2)."""
         if not 100 <= status < 200 or status == 101:
             raise ValueError(f"{status} is not an informational status we can send")
-        if self._out is not _Out.IDLE:
+        if self._out is not _OUT_IDLE:
             raise RuntimeError("informational response after the final response started")
         if self._request is None or self._request.http_version == "1.0":
             return b""
         return f"HTTP/1.1 {status} {reason_phrase(status)}\r\n\r\n".encode("latin-1")
 
     def send_response(
-        self, status: int, reason: str, headers: list[tuple[str, str]], *, head: bool = False
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        *,
+        head: bool = False,
+        close: bool = False,
+        length: int | None = None,
+        date: str | None = None,
+        server: str | None = None,
+        body: bytes | None = None,
     ) -> bytes:
-        """The status line and header section; chooses the body framing and keep-alive."""
-        if self._out is not _Out.IDLE:
+        """The status line and header section; chooses the body framing and keep-alive.
+
+        `head`: the response carries no body (as one to HEAD). `close`: the connection ends
+        after this response. `length`: the size of the whole body when it is known, sent as
+        Content-Length unless `headers` has one or the response has no body (a 0 in answer
+        to HEAD is not sent either: the length of the body a GET would get is unknown).
+        `date` and `server` are sent as Date and Server unless `headers` has them. `body`:
+        the whole body (its size is the `length`), framed and ended after the head.
+        """
+        if self._out is not _OUT_IDLE:
             raise RuntimeError("response already started")
         if not 200 <= status <= 999:
             raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
-        lines = [f"HTTP/1.1 {status} {reason}\r\n"]
-        length: str | None = None
-        close = False
-        for name, value in headers:
-            key = name.lower()
-            if key in _FRAMING_FIELDS:
-                if key == "connection":
-                    # Hop-by-hop: we write our own, honouring an application's wish to close.
-                    close = close or "close" in tokens(value)
-                    continue
-                if key == "transfer-encoding":
-                    raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
-                value = value.strip(" \t")
-                if parse_content_length(value) is None or length not in (None, value):
-                    raise ValueError(f"invalid or conflicting Content-Length {value!r}")
-                length = value
-                if status == 204:
-                    continue  # RFC 9110 §8.6: never on 204
-            if not TOKEN_RE.fullmatch(name):
-                raise ValueError(f"header name {name!r} is not a token")
-            lines.append(f"{name}: {value}\r\n")
-        head_bytes = _encode_head(lines)
-        return head_bytes + self._choose_framing(status, length, head, close)
+        lines, declared, asked_close = _head_lines(status, reason, headers, date, server)
+        if body is not None:
+            length = len(body)
+        try:
+            head_bytes = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"response head is not latin-1: {exc}") from None
+        head_bytes += self._choose_framing(status, declared, length, head, close or asked_close)
+        return head_bytes if body is None else self._whole(head_bytes, body)
 
-    def _choose_framing(self, status: int, length: str | None, head: bool, close: bool) -> bytes:
+    def _whole(self, head_bytes: bytes, body: bytes) -> bytes:
+        """The head, then all of the body, framed and ended."""
+        if self._out is _OUT_LENGTH and self._out_remaining == len(body):
+            self._out = _OUT_DONE  # PERF: the usual whole answer, as it is, in one go
+            self._out_remaining = 0
+            return head_bytes + body
+        return head_bytes + self.send_data(body) + self.send_end()
+
+    def _choose_framing(
+        self, status: int, declared: int | None, length: int | None, head: bool, close: bool
+    ) -> bytes:
         request = self._request
         if close or self._error is not None or request is None:
-            self._keep_alive = False
+            self.keep_alive = False
         if request is not None and request.method == "HEAD":
             head = True
         extra = b""
-        if head or status in (204, 304):
+        if head or status == 204 or status == 304:
             # RFC 9110 §6.4.1: no content; a Content-Length here describes the GET response.
-            self._out = _Out.NO_BODY
+            self._out = _OUT_NO_BODY
+            if declared is None and length and status != 204 and status != 304:
+                extra = b"Content-Length: %d\r\n" % length
+        elif declared is not None:
+            self._out = _OUT_LENGTH
+            self._out_remaining = declared
         elif length is not None:
-            self._out = _Out.LENGTH
-            self._out_remaining = int(length)
+            self._out = _OUT_LENGTH
+            self._out_remaining = length
+            extra = b"Content-Length: %d\r\n" % length
         elif request is not None and request.http_version == "1.1":
-            self._out = _Out.CHUNKED
+            self._out = _OUT_CHUNKED
             extra = b"Transfer-Encoding: chunked\r\n"
         else:
-            self._out = _Out.UNTIL_CLOSE
-            self._keep_alive = False
+            self._out = _OUT_UNTIL_CLOSE
+            self.keep_alive = False
         if not self.keep_alive:
             extra += b"Connection: close\r\n"
         elif request is not None and request.http_version == "1.0":
@@ -239,15 +323,17 @@ class Connection:
     def send_data(self, data: bytes) -> bytes:
         """Frame ``data`` for the wire; bytes past a declared Content-Length are dropped."""
         out = self._out
-        if out is _Out.IDLE or out is _Out.DONE:
-            raise RuntimeError("send_data outside a response body")
-        if not data or out is _Out.NO_BODY:
-            return b""
-        if out is _Out.CHUNKED:
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        if out is _Out.LENGTH:
-            data = data[: self._out_remaining]
+        if out is _OUT_LENGTH:
+            if len(data) > self._out_remaining:
+                data = data[: self._out_remaining]
             self._out_remaining -= len(data)
+            return bytes(data)
+        if out is _OUT_IDLE or out is _OUT_DONE:
+            raise RuntimeError("send_data outside a response body")
+        if not data or out is _OUT_NO_BODY:
+            return b""
+        if out is _OUT_CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
         return bytes(data)
 
     def mark_sent(self, size: int) -> None:
@@ -255,36 +341,76 @@ class Connection:
 
         Only for Content-Length or close-delimited bodies, which need no framing per write.
         """
-        if self._out is _Out.LENGTH and 0 <= size <= self._out_remaining:
+        if self._out is _OUT_LENGTH and 0 <= size <= self._out_remaining:
             self._out_remaining -= size
-        elif self._out is not _Out.UNTIL_CLOSE:
+        elif self._out is not _OUT_UNTIL_CLOSE:
             raise RuntimeError("mark_sent needs an unframed body with that many bytes left")
 
     def send_end(self) -> bytes:
         """Finish the response body; a body shorter than its Content-Length forbids reuse."""
         out = self._out
-        if out is _Out.IDLE or out is _Out.DONE:
+        if out is _OUT_LENGTH:
+            self._out = _OUT_DONE
+            if self._out_remaining:
+                self.keep_alive = False
+            return b""
+        if out is _OUT_IDLE or out is _OUT_DONE:
             raise RuntimeError("send_end outside a response")
-        self._out = _Out.DONE
-        if out is _Out.CHUNKED:
-            return b"0\r\n\r\n"
-        if out is _Out.LENGTH and self._out_remaining:
-            self._keep_alive = False
-        return b""
+        self._out = _OUT_DONE
+        return b"0\r\n\r\n" if out is _OUT_CHUNKED else b""
 
 
-def _no_body(buf: bytearray) -> EndOfMessage:
-    return EndOfMessage()
+def _head_lines(
+    status: int, reason: str, headers: list[tuple[str, str]], date: str | None, server: str | None
+) -> tuple[list[str], int | None, bool]:
+    """The status line and field lines (each ending in CRLF) of a response head, the
+    Content-Length it declares, and whether its Connection field asks to close.
+
+    ValueError for what would split or corrupt the head on the wire: a name that is not a
+    token, CR, LF or NUL in the reason or a value, a bad or conflicting Content-Length,
+    Transfer-Encoding (the server frames the body). PERF: names are checked once (the
+    cache of `_field_kind`), and each value is searched for the three bad characters rather
+    than the whole encoded head for its line endings.
+    """
+    if "\r" in reason or "\n" in reason or "\0" in reason:
+        raise ValueError(f"CR, LF or NUL in the reason phrase {reason!r}")
+    lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+    declared: int | None = None
+    close = False
+    kinds = _FIELD_KINDS
+    for name, value in headers:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _field_kind(name)
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"CR, LF or NUL in the value of {name!r}")
+        if kind:  # PERF: one test for the usual field, which needs no second look
+            if kind is _CONNECTION_FIELD:
+                # Hop-by-hop: we write our own, honouring an application's wish to close.
+                close = close or "close" in tokens(value)
+                continue
+            if kind is _DATE_FIELD:
+                date = None
+            elif kind is _SERVER_FIELD:
+                server = None
+            else:
+                value, declared = _declared_length(kind, value, declared)
+                if status == 204:
+                    continue  # RFC 9110 §8.6: never on 204
+        lines.append(f"{name}: {value}\r\n")
+    if date is not None:
+        lines.append(f"Date: {date}\r\n")
+    if server is not None:
+        lines.append(f"Server: {server}\r\n")
+    return lines, declared, close
 
 
-def _encode_head(lines: list[str]) -> bytes:
-    """Encode header lines, refusing what would split or corrupt them on the wire."""
-    try:
-        raw = "".join(lines).encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"response head is not latin-1: {exc}") from None
-    # Each line brings exactly one CR and one LF; any more is an injected line ending.
-    if raw.count(b"\n") != len(lines) or raw.count(b"\r") != len(lines) or b"\0" in raw:
-        bad = next(x for x in lines if x.count("\n") + x.count("\r") > 2 or "\0" in x)
-        raise ValueError(f"CR, LF or NUL inside the response line {bad!r}")
-    return raw
+def _declared_length(kind: _Field, value: str, declared: int | None) -> tuple[str, int]:
+    """The Content-Length an application gives, checked; Transfer-Encoding is refused."""
+    if kind is _TRANSFER_ENCODING_FIELD:
+        raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
+    value = value.strip(" \t")
+    length = parse_content_length(value)
+    if length is None or declared not in (None, length):
+        raise ValueError(f"invalid or conflicting Content-Length {value!r}")
+    return value, length
