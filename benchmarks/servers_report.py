@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from benchmarks.servers import OURS
+from benchmarks.servers import OURS, THREADS
 from benchmarks.wire import PATHS
 
 __all__ = ["render_servers", "server_targets"]
@@ -91,7 +91,7 @@ def render_servers(section: dict[str, Any]) -> list[str]:
     lines = [
         "### 5. Servers side by side",
         "",
-        f"Each server runs the app in one process with {8} threads where it has threads, on"
+        f"Each server runs the app in one process with {THREADS} threads where it has threads, on"
         f" loopback; `{section['wrk']}`, the servers in turn, median of {section['rounds']}"
         " rounds (the order rotates). CPU µs/req is the CPU time of all the server's"
         " processes per request, from /proc; p99 is wrk's. The columns for microwsgi's"
