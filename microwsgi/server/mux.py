@@ -139,8 +139,11 @@ class EpollWorkers:
         look for work itself. One busy for longer is held by a slow application or blocked
         on a client (a big body, a client that does not read): leaving the ready
         connections to it, or to the deputy's takeover, would only make them wait."""
-        recent = time.monotonic() - PROMOTE
-        return any(began > recent for i, began in enumerate(self._turns) if i != index)
+        return self._serving_since(time.monotonic() - PROMOTE, but=index)
+
+    def _serving_since(self, recent: float, but: int = -1) -> bool:
+        """Some worker's turn (but worker `but`'s) began after `recent`."""
+        return any(began > recent for i, began in enumerate(self._turns) if i != but)
 
     def _start_thread(self) -> None:  # under the lock
         self._busy += 1  # a new thread counts as busy until it waits
@@ -318,9 +321,13 @@ class EpollWorkers:
         wake_fd = self._waker.fileno()
         while True:
             with cond:
-                forever = self._poll_forever = not self._parked
+                # A worker may fill the ready queue (a batch taken from the epoll set) and
+                # then spend long in one request: while one is serving, look at the ready
+                # queue every PROMOTE seconds rather than leave those connections to it.
+                watch = bool(self._busy or self._ready)
+                forever = self._poll_forever = not self._parked and not watch
             try:
-                events = epoll.poll(-1 if forever else HOLD / 2, 1)
+                events = epoll.poll(-1 if forever else PROMOTE if watch else HOLD / 2, 1)
             except OSError:  # EINTR and the like: look again
                 events = []
             if events and events[0][0] == wake_fd:
@@ -332,8 +339,12 @@ class EpollWorkers:
                 self._sweep(now)
             with cond:
                 self._poll_forever = False
-                if channel is None and not self._ready and not stopping.is_set():
-                    continue
+                if (
+                    channel is None
+                    and not stopping.is_set()
+                    and (not self._ready or self._serving_since(now - PROMOTE))
+                ):
+                    continue  # nothing to do, or a worker running Python will take them
                 self._polling = False
                 self._vacated = now
                 if stopping.is_set():

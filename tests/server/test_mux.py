@@ -264,6 +264,51 @@ def test_a_connection_that_cannot_be_watched_is_closed() -> None:
         theirs.close()
 
 
+class HeldWorker:
+    """Serves a connection by waiting until the test lets it go (a slow application)."""
+
+    def __init__(self, *channels: Channel) -> None:
+        self.entered = {channel: threading.Event() for channel in channels}
+        self.release = threading.Event()
+
+    def serve(self, channel: Channel, hold: Any = None) -> Turn:
+        self.entered[channel].set()
+        assert self.release.wait(WAIT)
+        return Turn.CLOSE
+
+
+def test_a_connection_left_in_the_ready_queue_is_taken_while_its_worker_is_held() -> None:
+    # A worker's batch take from the epoll set leaves connections in the ready queue, and the
+    # worker may then spend long in one request: the worker waiting in epoll takes them (once
+    # the held one's turn is older than PROMOTE), instead of sleeping on with nothing parked.
+    import time
+
+    owner = FakeOwner()
+    a_ours, a_theirs = socket.socketpair()
+    b_ours, b_theirs = socket.socketpair()
+    a, b = channel_for(a_ours), channel_for(b_ours)
+    worker = HeldWorker(a, b)
+    workers = mux.EpollWorkers(2, worker, owner, header_timeout=10.0)  # type: ignore[arg-type]
+    try:
+        a_theirs.send(b"GET / HTTP/1.1\r\n\r\n")
+        workers.dispatch(a)
+        assert worker.entered[a].wait(WAIT)  # one worker held by A
+        deadline = time.monotonic() + WAIT
+        while not workers._polling:  # the other one waits in epoll, nothing parked
+            assert time.monotonic() < deadline, "no worker waits in epoll"
+            time.sleep(0.001)
+        with workers._lock:
+            workers._ready.append(b)  # what A's worker's batch take left behind
+        assert worker.entered[b].wait(WAIT), "the ready connection waited for the held worker"
+    finally:
+        worker.release.set()
+        owner.stopping.set()
+        workers.stop(time_limit())
+        workers.close()
+        for sock in (a_ours, a_theirs, b_ours, b_theirs):
+            sock.close()
+
+
 def time_limit() -> float:
     import time
 

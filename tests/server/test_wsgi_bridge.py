@@ -379,12 +379,10 @@ def test_microwsgi_server_app_is_served(live: StartLive) -> None:
 
 def test_threads_serve_connections_concurrently(live: StartLive) -> None:
     server = live("together", threads=2)  # each answers once both are inside the app
-    one, two = Client(server.port), Client(server.port)
-    one.send(get())
-    two.send(get())
-    assert one.response().body == two.response().body == b"together"
-    one.close()
-    two.close()
+    with Client(server.port) as one, Client(server.port) as two:
+        one.send(get())
+        two.send(get())
+        assert one.response().body == two.response().body == b"together"
 
 
 def test_server_still_answers_after_a_reset_client(live: StartLive) -> None:
