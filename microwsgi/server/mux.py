@@ -139,11 +139,14 @@ class EpollWorkers:
         look for work itself. One busy for longer is held by a slow application or blocked
         on a client (a big body, a client that does not read): leaving the ready
         connections to it, or to the deputy's takeover, would only make them wait."""
-        return self._serving_since(time.monotonic() - PROMOTE, but=index)
+        recent = time.monotonic() - PROMOTE
+        return any(began > recent for i, began in enumerate(self._turns) if i != index)
 
-    def _serving_since(self, recent: float, but: int = -1) -> bool:
-        """Some worker's turn (but worker `but`'s) began after `recent`."""
-        return any(began > recent for i, began in enumerate(self._turns) if i != but)
+    def _all_held(self, now: float) -> bool:  # under the lock
+        """Every busy worker is inside a turn that began PROMOTE or more ago (one between
+        turns, or in a fresh one, is running Python and will look at the ready queue)."""
+        recent = now - PROMOTE
+        return sum(1 for began in self._turns if 0.0 < began <= recent) >= self._busy
 
     def _start_thread(self) -> None:  # under the lock
         self._busy += 1  # a new thread counts as busy until it waits
@@ -342,7 +345,7 @@ class EpollWorkers:
                 if (
                     channel is None
                     and not stopping.is_set()
-                    and (not self._ready or self._serving_since(now - PROMOTE))
+                    and (not self._ready or not self._all_held(now))
                 ):
                     continue  # nothing to do, or a worker running Python will take them
                 self._polling = False
