@@ -10,6 +10,8 @@ requests buffered goes to the back of a ready queue, behind the connections alre
 
 At most one worker waits in epoll; the others sleep. One sleeper, the deputy, takes over that
 wait when it has been left empty for `PROMOTE` seconds (every worker inside a slow request).
+While any worker is serving, the one in epoll also looks at the ready queue every `PROMOTE`
+seconds, and takes from it once every busy worker has been in its turn that long.
 What a worker does with a connection is ``worker.py``; accepting and the selector are the
 engine's (``loop.py``), reached only through the `Owner` interface.
 """
