@@ -6,7 +6,7 @@ same one the built-in server runs): gunicorn's settings turned into a `ServerCon
 stop, the restart after `max_requests`), the pre/post_request hooks and the access log through
 gunicorn's logger. Settings it cannot honour are warned about at boot, one line each; TLS and
 the uwsgi protocol are refused at boot. What gunicorn's workers add to each request's environ
-(the scheme and headers a trusted proxy may set) is ``_gunicorn_request.py``'s; HTTP itself
+(the scheme and headers a trusted proxy may set) is ``adapter.py``'s; HTTP itself
 (parsing, framing, keep-alive, limits, timeouts) is the engine's; the listening sockets, the
 worker processes, logging set-up and the master's signals are the arbiter's.
 """
@@ -30,9 +30,9 @@ from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX
 from gunicorn.http.wsgi import FileWrapper as IteratedFile
 from gunicorn.workers import base
 
-from ._gunicorn_request import ErrorStream, ProxyPolicy, RequestView, ResponseView
-from .server import Engine, Hooks, ServerConfig
-from .server.exchange import Exchange
+from ..server import Engine, Hooks, ServerConfig
+from ..server.exchange import Exchange
+from .adapter import ErrorStream, ProxyPolicy, RequestView, ResponseView
 
 __all__ = ["Worker"]
 

@@ -1,18 +1,4 @@
-"""The `VERB /path` route grammar, parameter types, and the router that maps a path to targets.
-
-Grammar (PyMicroHTTP's, made precise):
-
-- a spec is ``VERB /path`` with exactly one space; VERB is ``*`` or one of `VERBS`;
-- the path starts with ``/``; segments are separated by ``/``; no empty segments except a
-  single trailing slash (``/hello/`` and ``/hello`` are different routes);
-- a segment ``:name`` (``name`` a Python identifier) captures that whole segment as text;
-- a segment ``:name<type>`` captures it only when it matches the converter ``type``
-  (`Converter`: ``int``, ``float``, ``uuid`` or one of the application's), converted;
-- a final segment ``*name`` captures the rest of the path, slashes included (at least one
-  character is not required: ``/files/`` gives ``name == ''``);
-- ``:`` or ``*`` anywhere else in a segment is an error. No parameter matches an empty segment;
-- a segment starting with ``<`` or ``{`` is another framework's parameter (Flask's ``<id>``,
-  FastAPI's ``{id}``): an error whose message shows the microwsgi spelling (``:id``).
+"""The router: a request path mapped to the resource registered for it, and its parameters.
 
 Precedence, position by position from the left: a static segment, then typed parameters in
 registration order, then the untyped ``:name``, then ``*rest``. `Router.find_all` yields every
@@ -21,213 +7,23 @@ number of path segments, not on the number of routes: patterns without parameter
 dict keyed by the full path; the others in a segment tree (static edges in a dict, then the
 parameter edges, then one catch-all), searched depth first.
 
-The router knows nothing about verbs or handlers: it maps a pattern to a *target* object the
-application owns (one per pattern) and hands it back with the captured parameters; choosing
-among the matches by verb is the application's business.
+The router knows nothing about verbs or handlers: it maps a pattern to a *resource*, an object
+the application owns (one per pattern), and hands it back with the captured parameters;
+choosing among the matches by verb is the application's business. Patterns are checked by the
+grammar (``spec.py``); parameter types are ``converters.py``'s.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
+
+from .converters import BUILTIN_CONVERTERS, NO_MATCH, Converter
+from .spec import Segment, is_static, parse_pattern, split_path
 
 __all__: list[str] = []
 
-VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-ANY_VERB = "*"
-
 T = TypeVar("T")
-
-
-# -- parameter types ------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Converter:
-    """A parameter type: the regex a whole segment must match, and conversions both ways.
-
-    `to_python` turns the matched (percent-decoded) segment into the parameter's value; a
-    `ValueError` from it means the segment does not match, like a failed regex. `to_url` turns
-    a value back into segment text for URL building.
-    """
-
-    name: str
-    pattern: str
-    to_python: Callable[[str], Any] = str
-    to_url: Callable[[Any], str] = str
-    regex: re.Pattern[str] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        label = f"converter {self.name!r}"
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"{label}: the name must be a Python identifier, like 'slug'")
-        if not isinstance(self.pattern, str):
-            raise ValueError(f"{label}: pattern must be a regex string, got {self.pattern!r}")
-        try:
-            self.regex = re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(
-                f"{label}: pattern {self.pattern!r} is not a valid regex: {exc}"
-            ) from None
-        for role, function in (("to_python", self.to_python), ("to_url", self.to_url)):
-            if not callable(function):
-                raise ValueError(f"{label}: {role} {function!r} is not callable")
-
-    def convert(self, segment: str) -> Any:
-        """The segment's value, or `NO_MATCH` when the segment is not of this type."""
-        if self.regex.fullmatch(segment) is None:
-            return NO_MATCH
-        try:
-            return self.to_python(segment)
-        except ValueError:
-            return NO_MATCH
-
-
-NO_MATCH: Any = object()
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # '1e999' is a float literal, but not a usable number
-        raise ValueError(text)
-    return value
-
-
-_HEX = "[0-9a-fA-F]"
-BUILTIN_CONVERTERS: Mapping[str, Converter] = {
-    converter.name: converter
-    for converter in (
-        Converter("int", "-?[0-9]+", int),
-        Converter("float", r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", _finite_float),
-        Converter(
-            "uuid", f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}", uuid.UUID
-        ),
-    )
-}
-
-
-# -- the grammar ----------------------------------------------------------------------------
-
-
-class Segment(NamedTuple):
-    """One segment of a checked pattern."""
-
-    text: str  # as written
-    name: str | None = None  # the parameter's name; None for a static segment
-    converter: str | None = None  # the type of a typed parameter
-    catchall: bool = False
-
-
-def parse_spec(spec: object) -> tuple[str, str]:
-    """Split and check a route spec, returning ``(verb, path)``; ValueError names what is wrong."""
-    if not isinstance(spec, str):
-        raise ValueError(f"route spec must be a string like 'GET /hello', got {spec!r}")
-    if spec.count(" ") != 1:
-        problem = "is empty" if not spec.strip() else "must have exactly one space"
-        raise ValueError(f"route spec {spec!r} {problem}: expected 'VERB /path'")
-    verb, path = spec.split(" ")
-    if verb != ANY_VERB and verb not in VERBS:
-        known = ", ".join(sorted(VERBS))
-        raise ValueError(f"route spec {spec!r}: unknown verb {verb!r} (use * or one of {known})")
-    for segment in _segments(path):
-        if segment[:1] in ("<", "{"):
-            native = _native_spec(spec)
-            hint = f"write {native!r}" if native != spec else "write a parameter as ':name'"
-            raise ValueError(
-                f"route spec {spec!r}: {segment!r} is not a microwsgi parameter; {hint}"
-            )
-    try:
-        parse_pattern(path)
-    except ValueError as exc:
-        raise ValueError(f"route spec {spec!r}: {exc}") from None
-    return verb, path
-
-
-_SPACE_OR_QUERY = re.compile(r"[\s?#]")
-
-
-# PERF: registering a route reads its pattern several times (the spec check, the router, the
-# types), one right after the other: a small cache parses each pattern once.
-@lru_cache(maxsize=64)
-def parse_pattern(path: str) -> tuple[Segment, ...]:
-    """The segments of a route's path; ValueError says what breaks the grammar."""
-    if not path.startswith("/"):
-        raise ValueError(f"path {path!r} must start with '/'")
-    if _SPACE_OR_QUERY.search(path):
-        raise ValueError(f"path {path!r} contains whitespace, '?' or '#'")
-    texts = _segments(path)
-    segments = []
-    names: set[str] = set()
-    for index, text in enumerate(texts):
-        last = index == len(texts) - 1
-        if text == "" and not last:
-            raise ValueError(f"empty path segment in {path!r}")
-        segment = _parse_segment(text, last)
-        if segment.name is not None:
-            if segment.name in names:
-                raise ValueError(f"parameter {segment.name!r} appears twice")
-            names.add(segment.name)
-        segments.append(segment)
-    return tuple(segments)
-
-
-def _parse_segment(text: str, last: bool) -> Segment:
-    head = text[:1]
-    if head not in (":", "*"):
-        if ":" in text or "*" in text:
-            raise ValueError(
-                f"':' and '*' may only start a whole segment, not appear inside {text!r}"
-            )
-        return Segment(text)
-    name, converter = text[1:], None
-    if name.endswith(">") and "<" in name:
-        name, _, converter = name[:-1].partition("<")
-        if head == "*":
-            raise ValueError(
-                f"catch-all {text!r} cannot have a type: it is always the rest of the path, as text"
-            )
-        if not converter.isidentifier():
-            raise ValueError(
-                f"parameter {text!r} needs a type name that is a Python identifier, like ':id<int>'"
-            )
-    if not name.isidentifier():
-        raise ValueError(f"parameter {text!r} needs a name that is a Python identifier")
-    if head == "*" and not last:
-        raise ValueError(f"catch-all {text!r} must be the last segment")
-    return Segment(text, name, converter, head == "*")
-
-
-# Flask and Django write <name> or <converter:name>; Starlette and FastAPI {name} or {name:type}.
-_FOREIGN_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>|\{(\w+)(?::(\w+))?\}")
-
-
-def _native_spec(spec: str) -> str:
-    """`spec` with other frameworks' parameters spelled the microwsgi way, for error hints."""
-
-    def native(match: re.Match[str]) -> str:
-        kind = match.group(1) or match.group(4)
-        name = match.group(2) or match.group(3)
-        if kind == "path":  # the rest of the path, slashes included
-            return f"*{name}"
-        return f":{name}" if kind in (None, "str", "string") else f":{name}<{kind}>"
-
-    return _FOREIGN_PARAM.sub(native, spec)
-
-
-def _segments(path: str) -> list[str]:
-    return path[1:].split("/")
-
-
-def _is_static(segments: tuple[Segment, ...]) -> bool:
-    return all(segment.name is None for segment in segments)
-
-
-# -- the router -----------------------------------------------------------------------------
 
 
 class _Edge(NamedTuple):
@@ -254,8 +50,8 @@ class _Node(Generic[T]):
         "names",
         "param",
         "param_name",
+        "resource",
         "static",
-        "target",
     )
 
     def __init__(self) -> None:
@@ -267,7 +63,7 @@ class _Node(Generic[T]):
         self.param: _Node[T] | None = None
         self.param_name: str | None = None
         self.catchall: T | None = None
-        self.target: T | None = None
+        self.resource: T | None = None
         # Parameter names, in path order, of the pattern ending here and of the catch-all here.
         self.names: tuple[str, ...] = ()
         self.catchall_names: tuple[str, ...] = ()
@@ -305,7 +101,7 @@ class _Node(Generic[T]):
 
 
 class Router(Generic[T]):
-    """Maps path patterns to targets; `find(path)` returns ``(target, params)`` or None.
+    """Maps path patterns to resources; `find(path)` returns ``(resource, params)`` or None.
 
     `converters` are the parameter types patterns may name (the built-in ones by default); the
     router reads the mapping when a pattern is added, so types added to it later are seen.
@@ -319,9 +115,9 @@ class Router(Generic[T]):
         self._root: _Node[T] = _Node()
 
     def get(self, pattern: str) -> T | None:
-        """The target registered for this pattern, or for one differing only in names."""
+        """The resource registered for this pattern, or for one differing only in names."""
         segments = parse_pattern(pattern)
-        if _is_static(segments):
+        if is_static(segments):
             return self.static.get(pattern)
         node = self._root
         for segment in segments:
@@ -335,22 +131,22 @@ class Router(Generic[T]):
             if nxt is None:
                 return None
             node = nxt
-        return node.target
+        return node.resource
 
-    def add(self, pattern: str, target: T, spec: str | None = None) -> None:
-        """Register `target` for `pattern` (checked by `parse_spec`); one target per pattern."""
+    def add(self, pattern: str, resource: T, spec: str | None = None) -> None:
+        """Register `resource` for `pattern` (checked by `parse_spec`); one per pattern."""
         label = spec or pattern
         if self.get(pattern) is not None:
             raise ValueError(f"route {label!r}: pattern {pattern!r} is already registered")
         segments = parse_pattern(pattern)
-        if _is_static(segments):
-            self.static[pattern] = target
+        if is_static(segments):
+            self.static[pattern] = resource
             return
         node = self._root
         names: list[str] = []
         for segment in segments:
             if segment.catchall:
-                node.catchall = target
+                node.catchall = resource
                 node.catchall_names = (*names, segment.text[1:])
                 return
             if segment.name is None:
@@ -358,7 +154,7 @@ class Router(Generic[T]):
                 continue
             node = self._param_edge(node, segment, label)
             names.append(segment.name)
-        node.target = target
+        node.resource = resource
         node.names = tuple(names)
 
     def check_types(self, pattern: str, label: str) -> None:
@@ -392,9 +188,9 @@ class Router(Generic[T]):
 
     def find(self, path: str) -> tuple[T, dict[str, Any]] | None:
         """The first match for a decoded request path; parameters come back as a fresh dict."""
-        target = self.static.get(path)
-        if target is not None:
-            return target, {}
+        resource = self.static.get(path)
+        if resource is not None:
+            return resource, {}
         return self.find_dynamic(path)
 
     def find_dynamic(self, path: str) -> tuple[T, dict[str, Any]] | None:
@@ -421,24 +217,24 @@ class Router(Generic[T]):
                     params[node.param_name] = segment  # type: ignore[index]
             node = child
         else:
-            if node.target is not None:
-                return node.target, params
-        return next(self._search(self._root, _segments(path), 0, []), None)
+            if node.resource is not None:
+                return node.resource, params
+        return next(self._search(self._root, split_path(path), 0, []), None)
 
     def find_all(self, path: str) -> Iterator[tuple[T, dict[str, Any]]]:
         """Every pattern matching a decoded request path, in precedence order."""
-        target = self.static.get(path)
-        if target is not None:  # a parameterless pattern beats any other matching the path
-            yield target, {}
+        resource = self.static.get(path)
+        if resource is not None:  # a parameterless pattern beats any other matching the path
+            yield resource, {}
         if path[:1] == "/":
-            yield from self._search(self._root, _segments(path), 0, [])
+            yield from self._search(self._root, split_path(path), 0, [])
 
     def _search(
         self, node: _Node[T], segments: list[str], index: int, values: list[Any]
     ) -> Iterator[tuple[T, dict[str, Any]]]:
         if index == len(segments):
-            if node.target is not None:
-                yield node.target, dict(zip(node.names, values, strict=True))
+            if node.resource is not None:
+                yield node.resource, dict(zip(node.names, values, strict=True))
             return
         segment = segments[index]
         child = node.static.get(segment)
@@ -455,14 +251,14 @@ class Router(Generic[T]):
             rest = "/".join(segments[index:])
             yield node.catchall, dict(zip(node.catchall_names, [*values, rest], strict=True))
 
-    def targets(self) -> Iterator[T]:
-        """Every registered target (used to compile dispatch tables)."""
+    def resources(self) -> Iterator[T]:
+        """Every registered resource (used to compile dispatch tables)."""
         yield from self.static.values()
         stack = [self._root]
         while stack:
             node = stack.pop()
-            if node.target is not None:
-                yield node.target
+            if node.resource is not None:
+                yield node.resource
             if node.catchall is not None:
                 yield node.catchall
             stack.extend(node.static.values())
