@@ -1,5 +1,6 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate): found or explained; and whether the machine has an IPv6 loopback.
+systemd-socket-activate, podman...): found or explained; root, for the tests that need it; and
+whether the machine has an IPv6 loopback.
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import NoReturn
 
 import pytest
 
@@ -25,6 +27,9 @@ PACKAGES = {
     "wrk": "wrk",
     "openssl": "openssl",
     "systemd-socket-activate": "systemd",
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
 }
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
@@ -47,9 +52,18 @@ def require_program(name: str, purpose: str) -> str:
     if found is not None:
         return found
     package = PACKAGES[name]
-    reason = (
+    _missing(
         f"{name} is not installed ({purpose}; Debian package {package}: apt-get install {package})"
     )
+
+
+def require_root(purpose: str) -> None:
+    """Returns when the tests run as root, needed `purpose`; else skips (or fails under CI)."""
+    if os.geteuid() != 0:
+        _missing(f"not running as root ({purpose})")
+
+
+def _missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
     pytest.skip(reason)
