@@ -1,6 +1,7 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate, podman...): found or explained; root, for the tests that need it; and
-whether the machine has an IPv6 loopback.
+systemd-socket-activate, podman...): found or explained; root, for the tests that need it;
+whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run to the end
+(`run_command`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -14,6 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -35,6 +39,9 @@ PACKAGES = {
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 
 current_item: pytest.Item | None = None  # set by the root conftest for each test
+
+# The source tree, put on the path of every `python -m microwsgi` the tests start.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def find_program(name: str) -> str | None:
@@ -79,3 +86,17 @@ def has_ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+def run_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m microwsgi ARGS` run in `cwd` until it exits (at most 30 s), output captured."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "microwsgi", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
