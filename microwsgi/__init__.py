@@ -11,9 +11,9 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
-from .groups import Group
 from .middleware import cors, request_id, request_logger
 from .response import make_response, redirect
+from .routing.groups import Group
 
 if TYPE_CHECKING:
     from .server import serve

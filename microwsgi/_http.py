@@ -1,10 +1,11 @@
 """HTTP rules that the framework and the server share, each written once.
 
 This module owns the pieces of RFC 9110/9112 that more than one part of the package applies:
-reason phrases and status lines, the token grammar, the Content-Length grammar, and the
-default size limits of a request head. It imports nothing from the package (and only the
-standard library), so the framework can use it without loading the server and the server
-without loading the framework. Parsing and framing themselves belong to
+reason phrases and status lines, the status a handler gives and the status line a WSGI app
+gives, the token grammar, what a response field name and value may hold, the Content-Length
+grammar, and the default size limits of a request head. It imports nothing from the package (and
+only the standard library), so the framework can use it without loading the server and the
+server without loading the framework. Parsing and framing themselves belong to
 ``server/protocol/``; what a status or a length means to a handler belongs to the framework.
 """
 
@@ -32,9 +33,39 @@ def status_line(status: int) -> str:
     return _STATUS_LINES.get(status) or f"{status} Unknown"
 
 
+def status_code(value: object) -> int:
+    """The status a handler gave, as an int; ValueError unless an int (or `HTTPStatus`) in
+    100..599 (RFC 9110 §15: three digits, the first 1 to 5)."""
+    if type(value) is not int and not isinstance(value, HTTPStatus):
+        raise ValueError(f"status must be an int, got {value!r}")
+    if not 100 <= value <= 599:
+        raise ValueError(f"status {value} is outside 100..599")
+    return int(value)
+
+
+def check_status_line(line: object) -> tuple[int, str]:
+    """The code and reason of a WSGI status line ('200 OK' -> (200, 'OK')); ValueError for one
+    that is not PEP 3333's '999 Reason'."""
+    if type(line) is not str or len(line) < 4 or not line[:3].isdigit():
+        raise ValueError(f"invalid WSGI status {line!r}")
+    return int(line[:3]), line[4:]
+
+
 # RFC 9110 §5.6.2: token = 1*tchar (methods, field names, transfer codings, cookie names).
 TCHAR: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 TOKEN_RE: Final = re.compile(TCHAR + "+")
+
+
+def valid_field_name(name: str) -> bool:
+    """Whether a response field may have this name: a token (RFC 9110 §5.1)."""
+    return TOKEN_RE.fullmatch(name) is not None
+
+
+def valid_field_value(value: str) -> bool:
+    """Whether a response field may have this value as is: no CR, LF or NUL, which would
+    split the head or be refused (RFC 9110 §5.5); other characters pass as written."""
+    return "\r" not in value and "\n" not in value and "\0" not in value
+
 
 # RFC 9110 §8.6: Content-Length = 1*DIGIT. ASCII digits only (str.isdigit alone would take
 # '²' or '٣'), no sign, no list; and at most 18 of them: a longer length is an attack or a

@@ -19,25 +19,18 @@ from werkzeug.wsgi import ClosingIterator
 
 from ._address import check_address
 from ._http import parse_content_length
-from .chains import (
-    Chain,
-    ChainBuilder,
-    Endpoint,
-    Handler,
-    Middleware,
-    Resource,
-    check_middleware,
-    raise_not_found,
-)
-from .checks import UnappliedRoutes, check_factory
+from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
+from .chains import Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
+from .checks import check_factory
 from .failures import ErrorAnswers
-from .groups import Group, Registrar
-from .listing import describe_routes, qualified_name
 from .request import Request, body_too_large, close_uploads, decode_path
-from .response import APP_KEY, Delegate, Renderer, StartResponse, WSGIResponse
-from .routing import BUILTIN_CONVERTERS, Converter, Router, parse_spec
+from .response import APP_KEY, Delegate, Renderer
+from .routing.converters import Converter
+from .routing.groups import Registrar
+from .routing.listing import describe_routes, qualified_name
+from .routing.spec import parse_spec
+from .routing.table import RouteTable
 from .static import static_handler
-from .urls import RouteNames
 
 __all__ = ["Server"]
 
@@ -56,7 +49,8 @@ class Server(Registrar):
 
     Serve it with ``gunicorn app:server``, ``server.start_server(port=8080)`` or any WSGI server.
     Registration (`register`, `register_handler`, `get`/`post`/`put`/`patch`/`delete`, `group`)
-    is shared with route groups: see ``groups.py``.
+    is shared with route groups (``routing/groups.py``); the routes are recorded in a
+    `RouteTable` (``routing/table.py``).
     """
 
     def __init__(
@@ -74,17 +68,14 @@ class Server(Registrar):
         self.max_form_parts = max_form_parts
         self.renderer = Renderer(json_dumps)
         self._errors = ErrorAnswers(self.renderer, debug)
-        self._converters = dict(BUILTIN_CONVERTERS)
-        self._router: Router[Resource] = Router(self._converters)
-        self._names = RouteNames(self._converters)
-        self._mounts: list[tuple[str, WSGIResponse]] = []
+        super().__init__(RouteTable(self._routes_changed))
+        self._router = self._routes.router  # PERF: the hot path's one attribute read
+        self._mounts: list[tuple[str, WSGIApp]] = []
         self._before_all: list[Middleware] = []
-        self._unapplied = UnappliedRoutes()
         self._lock = threading.Lock()
         self._ready = False
         self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
-        self._server, self._prefix, self._groups = self, "", ()
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -95,53 +86,9 @@ class Server(Registrar):
 
     # -- registration -------------------------------------------------------------------
 
-    def _add_route(
-        self,
-        spec: str,
-        handler: Handler,
-        chain: list[Middleware],
-        groups: tuple[Group, ...] = (),
-        name: str | None = None,
-        default_name: object = None,
-        description: str | None = None,
-    ) -> None:
-        """Record a route; `spec` is the route as served (group prefixes included), `chain`
-        its checked middleware (``check_middleware``), `name` the one given with ``name=``,
-        `default_name` the one it has otherwise."""
-        verb, pattern = self._check_spec(spec, name)
-        if not callable(handler):
-            raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
-        resource = self._resource(pattern, spec)
-        if verb in resource.endpoints:
-            raise ValueError(f"route {spec!r} is already registered")
-        if resource.mounted is not None:
-            raise ValueError(f"route {spec!r}: {pattern!r} is taken by a mounted app")
-        if name is None and isinstance(default_name, str):
-            name, given = default_name, False
-        else:
-            given = name is not None
-        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name, description)
-        self._names.add(name, given, spec, pattern)
+    def _routes_changed(self) -> None:
+        # The compiled chains are out of date: the next request compiles them again.
         self._ready = False
-
-    def _check_spec(self, spec: str, name: str | None = None) -> tuple[str, str]:
-        """Check a route as served and the name it is given; return its verb and pattern."""
-        verb, pattern = parse_spec(spec)
-        self._router.check_types(pattern, spec)
-        self._names.check(name, spec, pattern)
-        return verb, pattern
-
-    def _resource(self, pattern: str, spec: str) -> Resource:
-        resource = self._router.get(pattern)
-        if resource is None:
-            resource = Resource(pattern)
-            self._router.add(pattern, resource, spec)
-        elif resource.pattern != pattern:
-            raise ValueError(
-                f"route {spec!r}: {pattern!r} conflicts with the already registered "
-                f"{resource.pattern!r} (same place, different parameter names)"
-            )
-        return resource
 
     def converter(
         self,
@@ -156,10 +103,7 @@ class Server(Registrar):
         the segment into the value handlers see (a `ValueError` from it counts as no match);
         `to_url` turns a value back into segment text for `url_for`.
         """
-        converter = Converter(name, pattern, to_python, to_url)
-        if name in self._converters:
-            raise ValueError(f"converter {name!r} is already defined")
-        self._converters[name] = converter
+        self._routes.add_converter(Converter(name, pattern, to_python, to_url))
 
     def before_all(self, middleware: Middleware | None = None) -> Any:
         """Add middleware that wraps every route, outermost, in registration order.
@@ -204,7 +148,7 @@ class Server(Registrar):
     def debug(self, value: bool) -> None:
         self._errors.debug = value
 
-    def mount(self, prefix: str, app: WSGIResponse) -> None:
+    def mount(self, prefix: str, app: WSGIApp) -> None:
         """Serve another WSGI app under `prefix`, with SCRIPT_NAME and PATH_INFO shifted."""
         parse_spec(f"* {prefix}")
         if prefix == "/" or prefix.endswith("/") or ":" in prefix or "*" in prefix:
@@ -224,7 +168,7 @@ class Server(Registrar):
 
         route = Chain(delegate, f"mount {prefix} -> {app!r:.60}")
         for pattern in (prefix, f"{prefix}/*mounted_path"):
-            resource = self._resource(pattern, f"mount {prefix}")
+            resource = self._routes.resource(pattern, f"mount {prefix}")
             if resource.endpoints or resource.mounted is not None:
                 raise ValueError(f"mount {prefix!r}: {pattern!r} already has routes")
             resource.mounted = route
@@ -251,13 +195,13 @@ class Server(Registrar):
         spec = f"GET {prefix.rstrip('/')}/*path"
         chain = check_middleware(f"route {spec!r}", middleware)
         described = f"{qualified_name(static_handler)}({directory!r})"
-        self._add_route(spec, handler, chain, (), name, "static", described)
+        self._routes.add(spec, handler, chain, (), name, "static", described)
 
     def routes(self) -> list[dict[str, Any]]:
         """Every route, mounted app and static folder, sorted by path, as dicts with the keys
         ``verbs``, ``path``, ``name``, ``handler`` (``module.qualname``) and ``middleware``
         (the ``__name__`` of each middleware it runs behind, outermost first)."""
-        return describe_routes(self._router.targets(), self._before_all, self._mounts)
+        return describe_routes(self._routes.resources(), self._before_all, self._mounts)
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The app-relative URL of the route called `name`, e.g. ``'/notes/7?full=1'``.
@@ -268,17 +212,17 @@ class Server(Registrar):
         `LookupError`; a value the route would not match (``'/'`` in a segment, ``'x'`` for an
         ``<int>``) is a `ValueError`. ``request['url_for']`` adds the app's mount point.
         """
-        return self._names.url_for(name, params)
+        return self._routes.names.url_for(name, params)
 
     # -- compilation --------------------------------------------------------------------
 
-    def _compile(self, environ: dict[str, Any] | None = None) -> None:
+    def _compile(self, environ: WSGIEnvironment | None = None) -> None:
         with self._lock:
             if self._ready:
                 return
-            self._unapplied.warn(environ)
+            self._routes.unapplied.warn(environ)
             builder = ChainBuilder(self._before_all, self._errors.answer)
-            for resource in self._router.targets():
+            for resource in self._routes.resources():
                 builder.compile(resource)
             self._not_found = builder.chain(raise_not_found, [], "no route")
             self._chains = builder
@@ -286,10 +230,10 @@ class Server(Registrar):
 
     # -- serving ------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi_app(environ, start_response)
 
-    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point; wrap this attribute to add WSGI middleware around the app."""
         environ[APP_KEY] = self
         method = environ["REQUEST_METHOD"]
@@ -365,7 +309,7 @@ class Server(Registrar):
         ``start_server(port=8080)``) and ValueError for a port outside 0-65535.
         """
         check_address(host, port, "start_server")
-        self._unapplied.warn()
+        self._routes.unapplied.warn()
         # Imported here: an app under gunicorn never loads the development server.
         from .server import BindError, serve
 

@@ -18,9 +18,10 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from ._wsgi import StartResponse
 from .errors import HTTPError
 from .reporting import report
-from .response import Delegate, InvalidResponse, Renderer, StartResponse
+from .response import Delegate, InvalidResponse, Renderer
 
 __all__: list[str] = []
 

@@ -23,7 +23,7 @@ import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING
+from typing import IO
 from urllib.parse import quote
 
 from werkzeug.datastructures import ContentRange, Headers, Range
@@ -40,10 +40,8 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
 from ._http import status_line
+from ._wsgi import StartResponse, WSGIEnvironment
 from .errors import HTTPError
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = ["send_file"]
 

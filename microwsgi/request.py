@@ -26,7 +26,7 @@ from ._http import parse_content_length
 from .errors import HTTPError
 from .query import QueryDict, parse_query
 from .response import APP_KEY
-from .urls import script_url_for
+from .routing.urls import script_url_for
 
 if TYPE_CHECKING:
     from .app import Server
@@ -48,6 +48,15 @@ def decode_path(raw: str) -> str:
         raise HTTPError(400, "request path is not valid UTF-8") from None
 
 
+def request_header(request: dict[str, Any], name: str) -> str | None:
+    """A request header by name, read from the environ (as WSGI spells it: ``HTTP_X_ID``).
+
+    Middleware reads the few headers it acts on this way, without building ``headers``.
+    """
+    value: str | None = request["environ"].get("HTTP_" + name.upper().replace("-", "_"))
+    return value
+
+
 class Request(dict[str, Any]):
     """The request dict handed to handlers and middleware.
 
@@ -55,10 +64,11 @@ class Request(dict[str, Any]):
     too, while ``keys()``/iteration show only what has been computed so far.
     """
 
-    # `_answered` is not a key: the middleware chain's note of whether the handler it called
-    # last returned an answer (``chains.py``), kept out of the dict the user sees.
-    __slots__ = ("_answered",)
-    _answered: bool
+    # `chain_answered` is not a key: the middleware chain's note of whether the handler it
+    # called last returned an answer, written and read by ``chains.py`` only, kept out of the
+    # dict the user sees.
+    __slots__ = ("chain_answered",)
+    chain_answered: bool
 
     def __missing__(self, key: str) -> Any:
         loader = LAZY_KEYS.get(key)

@@ -3,7 +3,7 @@
 dict or list -> JSON; str -> UTF-8 text; bytes -> octet-stream; None -> 204; an iterator or
 generator of str/bytes -> streamed as produced; ``(body, status)`` or ``(body, status, headers)``
 with headers as a dict or a list of pairs (so ``Set-Cookie`` can repeat); a werkzeug `Response`
-(or any `WSGIResponse`) is called as the WSGI app it is.
+(or any WSGI app) is called as the WSGI app it is.
 
 Content-Length is set on every body that is not streamed; 1xx, 204 and 304 answers carry no
 body, 204 and 304 no Content-Type; HEAD gets the headers GET would get and no body. A value
@@ -18,13 +18,19 @@ import decimal
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
-from ._http import status_line
+from ._http import (
+    check_status_line,
+    status_code,
+    status_line,
+    valid_field_name,
+    valid_field_value,
+)
+from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
 
 __all__ = ["make_response", "redirect"]
 
@@ -32,7 +38,6 @@ JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 BINARY_TYPE = "application/octet-stream"
 
-StartResponse = Callable[..., Callable[[bytes], object]]
 Headers = list[tuple[str, str]]
 
 # The environ key under which a Server puts itself, so that the request's lazy keys and
@@ -44,24 +49,16 @@ class InvalidResponse(TypeError):
     """A handler or middleware returned something that cannot become an HTTP response."""
 
 
-class WSGIResponse(Protocol):
-    """Anything a handler may return that answers by itself, as a WSGI app does."""
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]: ...
-
-
 class Delegate:
     """An answer produced by another WSGI app, called with the environ given here."""
 
     __slots__ = ("app", "environ")
 
-    def __init__(self, app: WSGIResponse, environ: dict[str, Any]) -> None:
+    def __init__(self, app: WSGIApp, environ: WSGIEnvironment) -> None:
         self.app = app
         self.environ = environ
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.app(self.environ, start_response)
 
 
@@ -132,18 +129,27 @@ def _start_stream(source: Iterator[Any]) -> tuple[StreamBody, str]:
     return StreamBody(encoded, source), ctype
 
 
-def _check_status(status: Any) -> int:
-    if type(status) is not int and not isinstance(status, HTTPStatus):
-        raise InvalidResponse(f"status must be an int, got {status!r}")
-    if not 100 <= status <= 599:
-        raise InvalidResponse(f"status {status} is outside 100..599")
-    return int(status)
+def _status(value: Any) -> int:
+    try:
+        return status_code(value)
+    except ValueError as exc:
+        raise InvalidResponse(str(exc)) from None
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    if not valid_field_name(name):
+        return "the name is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+    if not valid_field_value(value):
+        return "the value contains CR, LF or NUL"
+    return None
 
 
 def header_pairs(headers: Any) -> Headers:
     """Headers given as a dict or as (name, value) pairs, checked, as a list of pairs.
 
-    The one rule for every place a user hands us headers: a returned tuple, `abort`.
+    The one rule for every place a user hands us headers: a returned tuple, `abort`. A name
+    must be a token and a value free of CR, LF and NUL: the engine's rule (``_http.py``),
+    checked here so that the error names the handler that gave the header.
     """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
@@ -155,10 +161,29 @@ def header_pairs(headers: Any) -> Headers:
         name, value = pair
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidResponse(f"header {pair!r}: name and value must be str")
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-            raise InvalidResponse(f"header {pair!r} contains a line break or a bad name")
+        problem = _header_problem(name, value)
+        if problem is not None:
+            raise InvalidResponse(f"header {pair!r}: {problem}")
         checked.append((name, value))
     return checked
+
+
+def _checked(start_response: StartResponse) -> StartResponse:
+    """`start_response` for an answer that is a WSGI app (a werkzeug `Response`, a mounted
+    app): its status line and headers are checked by the rules `header_pairs` applies."""
+
+    def start(status: str, headers: Headers, *exc_info: Any) -> Callable[[bytes], object]:
+        try:
+            check_status_line(status)
+        except ValueError as exc:
+            raise InvalidResponse(str(exc)) from None
+        for name, value in headers:
+            problem = _header_problem(name, value)
+            if problem is not None:
+                raise InvalidResponse(f"header {(name, value)!r}: {problem}")
+        return start_response(status, headers, *exc_info)
+
+    return start
 
 
 def _json_failure(exc: Exception) -> InvalidResponse:
@@ -209,7 +234,7 @@ class Renderer:
         )
 
     def render(
-        self, rv: Any, environ: dict[str, Any], start_response: StartResponse
+        self, rv: Any, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         """Answer `rv` through `start_response`; returns the body iterable."""
         kind = type(rv)
@@ -230,11 +255,11 @@ class Renderer:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
     def _render_general(
-        self, rv: Any, environ: dict[str, Any], start_response: StartResponse
+        self, rv: Any, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         status, headers, payload = self.split(rv)
         if not isinstance(payload, (list, StreamBody)):
-            return payload(environ, start_response)
+            return payload(environ, _checked(start_response))
         start_response(status_line(status), headers)
         if environ["REQUEST_METHOD"] == "HEAD" or status in (204, 304) or status < 200:
             if isinstance(payload, StreamBody):
@@ -242,7 +267,7 @@ class Renderer:
             return []
         return payload
 
-    def split(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIResponse]:
+    def split(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIApp]:
         """Split any valid return value into status, headers and a body (or a WSGI answer)."""
         extra: Headers | None = None
         if type(rv) is tuple:
@@ -251,7 +276,7 @@ class Renderer:
                     f"a tuple answer must be (body, status) or (body, status, headers), "
                     f"got {len(rv)} items"
                 )
-            body, status = rv[0], _check_status(rv[1])
+            body, status = rv[0], _status(rv[1])
             if len(rv) == 3:
                 extra = header_pairs(rv[2])
         else:

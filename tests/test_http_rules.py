@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ import pytest
 import microwsgi._http
 from microwsgi._http import (
     TOKEN_RE,
+    check_status_line,
     parse_content_length,
     reason_phrase,
+    status_code,
     status_line,
+    valid_field_name,
+    valid_field_value,
 )
 
 
@@ -46,6 +51,38 @@ def test_token_grammar() -> None:
         assert TOKEN_RE.fullmatch(good)
     for bad in ("", "a b", "a:b", "a(b", "a\tb", "caf\u00e9", "a\x7fb"):
         assert not TOKEN_RE.fullmatch(bad)
+
+
+def test_a_handlers_status_is_an_int_from_100_to_599() -> None:
+    assert status_code(100) == 100 and status_code(599) == 599
+    assert status_code(HTTPStatus.CREATED) == 201 and type(status_code(HTTPStatus.OK)) is int
+    for wrong, message in ((99, "outside"), (600, "outside"), ("200", "int"), (200.0, "int")):
+        with pytest.raises(ValueError, match=message):
+            status_code(wrong)
+    with pytest.raises(ValueError, match="must be an int, got True"):
+        status_code(True)  # a bool is an int to Python, never a status
+
+
+def test_a_wsgi_status_line_is_three_digits_then_the_reason() -> None:
+    assert check_status_line("200 OK") == (200, "OK")
+    assert check_status_line("299 Whatever it says") == (299, "Whatever it says")
+    for wrong in ("", "200", "OK 200", "2x0 OK", b"200 OK", 200, None):
+        with pytest.raises(ValueError, match="invalid WSGI status"):
+            check_status_line(wrong)
+
+
+def test_a_response_field_name_is_a_token() -> None:
+    for good in ("Content-Type", "X-Request-ID", "x!#$%&'*+-.^_`|~9"):
+        assert valid_field_name(good)
+    for bad in ("", "Bad Name", "X:Y", "X(Y)", "X\x00", "X\r\nY", "Caf\u00e9", " X"):
+        assert not valid_field_name(bad)
+
+
+def test_a_response_field_value_has_no_cr_lf_or_nul() -> None:
+    for good in ("", "text/plain; charset=utf-8", "a\tb", "caf\u00e9", "a\x7fb"):
+        assert valid_field_value(good)
+    for bad in ("a\rb", "a\nb", "a\x00b", "a\r\nInjected: 1"):
+        assert not valid_field_value(bad)
 
 
 def test_the_rules_module_imports_only_the_standard_library() -> None:

@@ -50,3 +50,14 @@ def test_middleware_is_importable_from_the_package() -> None:
         middleware.request_id,
         middleware.request_logger,
     )
+
+
+def test_the_documented_names_of_moved_modules_still_work() -> None:
+    import microwsgi.gunicorn
+    import microwsgi.workers
+    from microwsgi.middleware import cors, request_id, request_logger
+
+    assert microwsgi.workers.Worker is microwsgi.gunicorn.Worker  # `-k microwsgi.workers.Worker`
+    assert callable(cors) and callable(request_id) and callable(request_logger)
+    (script,) = importlib.metadata.entry_points(group="console_scripts", name="microwsgi")
+    assert script.value == "microwsgi.cli:main" and script.load() is main

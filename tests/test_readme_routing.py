@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import webtest
 
-from microwsgi.listing import format_routes
+from microwsgi.routing.listing import format_routes
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

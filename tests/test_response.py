@@ -408,6 +408,15 @@ BAD_VALUES = [
     pytest.param(("x", 200, {"X-N": 1}), "'X-N': 1", id="header-value-int"),
     pytest.param(("x", 200, {"X-N": b"v"}), "b'v'", id="header-value-bytes"),
     pytest.param(("x", 200, {"X-N": "a\r\nInjected: 1"}), "Injected", id="header-crlf"),
+    # The engine's rule (an HTTP token; no CR, LF or NUL in a value), checked where the handler
+    # can still be named rather than deeper, when the head is written.
+    pytest.param(("x", 200, {"Bad Name": "v"}), "Bad Name", id="header-name-space"),
+    pytest.param(("x", 200, {"X(Y)": "v"}), "X(Y)", id="header-name-not-token"),
+    pytest.param(("x", 200, {"X:Y": "v"}), "X:Y", id="header-name-colon"),
+    pytest.param(("x", 200, {"": "v"}), "('', 'v')", id="header-name-empty"),
+    pytest.param(("x", 200, {"X-N": "a\x00b"}), "X-N", id="header-value-nul"),
+    pytest.param(Response("x", headers={"Bad Name": "v"}), "Bad Name", id="response-header-name"),
+    pytest.param(Response("x", headers={"X-N": "a\x00b"}), "X-N", id="response-header-nul"),
     pytest.param({"a": Opaque()}, "Opaque", id="json-unserializable"),
     pytest.param((Opaque(), 201), "<Opaque thing>", id="tuple-opaque-body"),
     pytest.param(iter([1, 2]), "list_iterator", id="stream-of-ints"),
@@ -453,6 +462,23 @@ def test_bad_value_from_middleware_is_500_naming_the_route(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "GET /r" in logged
     assert "1000" in logged
+
+
+def test_a_mounted_app_giving_a_bad_header_is_500_naming_the_mount(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def legacy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("X Legacy", "1")])
+        return [b"never sent"]
+
+    server = Server()
+    server.mount("/legacy", legacy)
+    with caplog.at_level(logging.ERROR, logger="microwsgi"):
+        response = webtest.TestApp(server).get("/legacy/x", status=500, expect_errors=True)
+    assert "never sent" not in response.text
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "mount /legacy" in logged
+    assert "'X Legacy'" in logged and "not an HTTP token" in logged
 
 
 def test_bad_return_value_is_500_under_werkzeug_client() -> None:

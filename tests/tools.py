@@ -1,5 +1,7 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate): found or explained; and whether the machine has an IPv6 loopback.
+systemd-socket-activate, valgrind, podman...): found or explained; root, for the tests that
+need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run to the
+end (`run_command`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -13,6 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -25,11 +31,19 @@ PACKAGES = {
     "wrk": "wrk",
     "openssl": "openssl",
     "systemd-socket-activate": "systemd",
+    "valgrind": "valgrind",
+    "callgrind_control": "valgrind",
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
 }
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 
 current_item: pytest.Item | None = None  # set by the root conftest for each test
+
+# The source tree, put on the path of every `python -m microwsgi` the tests start.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def find_program(name: str) -> str | None:
@@ -47,9 +61,18 @@ def require_program(name: str, purpose: str) -> str:
     if found is not None:
         return found
     package = PACKAGES[name]
-    reason = (
+    _missing(
         f"{name} is not installed ({purpose}; Debian package {package}: apt-get install {package})"
     )
+
+
+def require_root(purpose: str) -> None:
+    """Returns when the tests run as root, needed `purpose`; else skips (or fails under CI)."""
+    if os.geteuid() != 0:
+        _missing(f"not running as root ({purpose})")
+
+
+def _missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
     pytest.skip(reason)
@@ -65,3 +88,17 @@ def has_ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+def run_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m microwsgi ARGS` run in `cwd` until it exits (at most 30 s), output captured."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "microwsgi", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

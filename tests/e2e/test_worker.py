@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from e2e_support import HERE, Gunicorn, fetch
 
-from microwsgi.workers import NOT_HONOURED
+from microwsgi.gunicorn.worker import NOT_HONOURED
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,8 @@ WORKER = "microwsgi.workers.Worker"
 PLAIN = HERE / "plain.conf.py"
 
 # A value other than gunicorn's default for each setting the worker ignores (http_protocols
-# would need the h2 package before gunicorn even starts: tests/test_workers.py has it).
+# would need the h2 package before gunicorn even starts: tests/gunicorn/test_worker_settings.py
+# has it).
 IGNORED_VALUES: dict[str, Any] = {
     "http2_cleartext": "upgrade",
     "http2_max_concurrent_streams": 50,

@@ -13,7 +13,7 @@ import pytest
 from server_live import Client, get, hello_app
 
 from microwsgi import Server
-from microwsgi.cli import _parser
+from microwsgi.cli.commands import build_parser
 from microwsgi.server import BindError, DevServer, ServerConfig
 from microwsgi.server.config import DEFAULT_HOST, DEFAULT_PORT
 from microwsgi.server.sockets import bind
@@ -46,7 +46,7 @@ def test_bad_options_are_refused_naming_the_option(options: dict[str, Any], mess
 
 
 def test_the_cli_takes_its_defaults_from_the_config() -> None:
-    run = _parser().parse_args(["run", "app:server"])
+    run = build_parser().parse_args(["run", "app:server"])
     config = ServerConfig()
     assert (run.host, run.port) == (DEFAULT_HOST, DEFAULT_PORT)
     assert run.threads == config.threads and run.max_body_size == config.max_body_size

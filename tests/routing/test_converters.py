@@ -18,7 +18,8 @@ import pytest
 import webtest
 
 from microwsgi import Server
-from microwsgi.routing import Converter, Router
+from microwsgi.routing.converters import Converter
+from microwsgi.routing.router import Router
 
 
 def describe(request: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +434,7 @@ def test_router_get_follows_the_edge_of_the_same_type() -> None:
     assert router.get("/a/:n<int>/x") == "int"
     assert router.get("/a/:s/x") == "untyped"
     assert router.get("/a/:u<uuid>/x") is None
-    assert sorted(router.targets()) == ["int", "untyped"]
+    assert sorted(router.resources()) == ["int", "untyped"]
 
 
 def test_router_reads_converters_added_after_it_was_made() -> None:

@@ -1,4 +1,4 @@
-"""A request as gunicorn's own workers present it, for the gunicorn worker class (workers.py).
+"""A request as gunicorn's own workers present it, for the gunicorn worker class (worker.py).
 
 This module owns what those workers add to the engine's environ and show their hooks: the
 scheme and the headers a trusted proxy may set (`forwarded_allow_ips`, `secure_scheme_headers`,
@@ -6,7 +6,7 @@ scheme and the headers a trusted proxy may set (`forwarded_allow_ips`, `secure_s
 ``wsgi.errors`` writing to gunicorn's error log, and the `Request`/`Response` attributes that
 the pre/post_request hooks and gunicorn's access-log atoms read. Each rule mirrors gunicorn's
 (``gunicorn/http/message.py`` and ``http/wsgi.py``); parsing and the environ itself are the
-engine's, the worker's life is ``workers.py``'s.
+engine's, the worker's life is ``worker.py``'s.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from urllib.parse import unquote_to_bytes
 from gunicorn.config import Config
 from gunicorn.http.wsgi import WSGIErrorsWrapper
 
-from .server.exchange import Exchange
-from .server.protocol.events import ProtocolError
+from ..server.exchange import Exchange
+from ..server.protocol.events import ProtocolError
 
-__all__: list[str] = []  # private to workers.py
+__all__: list[str] = []  # for worker.py
 
 # How many peer addresses the trust decision is remembered for (a bound: many clients).
 _TRUST_CACHE: Final = 1024

@@ -1,40 +1,28 @@
-"""Ready-made middleware in PyMicroHTTP's shape: ``cors``, ``request_id``, ``request_logger``.
+"""``cors(...)``: cross-origin access (the Fetch standard's "CORS protocol"), preflight included.
 
-Each factory returns a middleware ``mw(next) -> handler``, usable per route
-(``@server.register('GET /x', cors())``), in a list, or with ``@server.before_all()``. A
-middleware adds its headers by turning the handler's return value into a werkzeug
-``Response`` with ``make_response`` (``next(request)`` never raises: errors come back as
-return values, so they get the headers too). Chaining middleware is the core's business.
+`CorsMiddleware` holds one policy: which origins, methods and headers are allowed. It answers
+preflights itself and adds the ``Access-Control-*`` headers to the answers of the routes it
+wraps; it says so with ``answers_preflight``, so that ``chains.py`` puts it on the automatic
+OPTIONS answer of those routes too. Chaining middleware is the core's business.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.wrappers import Response
 
-from .chains import Handler, Middleware
-from .response import make_response
+from ..chains import Handler
+from ..request import request_header
+from ..response import make_response
 
-__all__ = ["cors", "request_id", "request_logger"]
-
-
-def _header(request: dict[str, Any], name: str) -> str | None:
-    """A request header by name, from the environ (case and dashes as WSGI spells them)."""
-    value: str | None = request["environ"].get("HTTP_" + name.upper().replace("-", "_"))
-    return value
+__all__ = ["cors"]
 
 
 def _names(value: str | Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
-
-# --- CORS (Fetch standard, "CORS protocol") ---------------------------------------------------
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -97,7 +85,7 @@ class CorsMiddleware:
         return None
 
     def preflight(self, request: dict[str, Any], origin: str, method: str) -> Response:
-        requested = _header(request, "Access-Control-Request-Headers") or ""
+        requested = request_header(request, "Access-Control-Request-Headers") or ""
         asked = [h.strip() for h in requested.split(",") if h.strip()]
         refused = self.refusal(origin, method, asked)
         if refused is not None:
@@ -136,9 +124,9 @@ class CorsMiddleware:
 
     def __call__(self, next: Handler) -> Handler:
         def handler(request: dict[str, Any]) -> Any:
-            origin = _header(request, "Origin")
+            origin = request_header(request, "Origin")
             if origin is not None and request["verb"] == "OPTIONS":
-                method = _header(request, "Access-Control-Request-Method")
+                method = request_header(request, "Access-Control-Request-Method")
                 if method is not None:
                     return self.preflight(request, origin, method)
             rv = next(request)
@@ -175,86 +163,3 @@ def cors(
     is added to every answer whose CORS headers depend on the origin.
     """
     return CorsMiddleware(origins, methods, headers, expose_headers, credentials, max_age)
-
-
-# --- Request IDs ------------------------------------------------------------------------------
-
-# An incoming ID ends up in logs and in a response header: accept only short, plain tokens.
-_REQUEST_ID = re.compile(r"[\w.:@/+=-]{1,200}", re.ASCII)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def request_id(
-    header: str = "X-Request-ID",
-    generator: Callable[[], str] = _new_id,
-    trust_incoming: bool = True,
-) -> Middleware:
-    """Give each request an ID: ``request['request_id']`` and the ``header`` on the answer.
-
-    The client's (or proxy's) ``header`` is kept when ``trust_incoming`` and it is a plain
-    token of at most 200 characters; otherwise ``generator()`` makes one (a UUID4 in hex).
-    """
-
-    def request_id_middleware(next: Handler) -> Handler:
-        def handler(request: dict[str, Any]) -> Any:
-            incoming = _header(request, header) if trust_incoming else None
-            if incoming is not None and _REQUEST_ID.fullmatch(incoming):
-                rid = incoming
-            else:
-                rid = generator()
-            request["request_id"] = rid
-            response = make_response(next(request), request)
-            response.headers[header] = rid
-            return response
-
-        return handler
-
-    return request_id_middleware
-
-
-# --- Request logging --------------------------------------------------------------------------
-
-
-def request_logger(logger: logging.Logger | None = None, level: int = logging.INFO) -> Middleware:
-    """Log one line per request: ``GET /path 200 1.3ms`` (and ``[id]`` after ``request_id``).
-
-    The record also carries ``method``, ``path``, ``status``, ``duration_ms`` and
-    ``request_id`` as attributes for structured formatters. The duration is the time the
-    handler took to return; a streamed body is still being sent after that.
-    Logs to ``logging.getLogger('microwsgi.request')`` unless given a ``logger``.
-    """
-    log = logger if logger is not None else logging.getLogger("microwsgi.request")
-
-    def request_logger_middleware(next: Handler) -> Handler:
-        def handler(request: dict[str, Any]) -> Any:
-            if not log.isEnabledFor(level):
-                return next(request)
-            started = time.perf_counter()
-            response = make_response(next(request), request)
-            duration_ms = (time.perf_counter() - started) * 1000
-            rid = request.get("request_id")
-            verb, path, status = request["verb"], request["path"], response.status_code
-            log.log(
-                level,
-                "%s %s %d %.1fms" + (" [%s]" if rid is not None else ""),
-                verb,
-                path,
-                status,
-                duration_ms,
-                *((rid,) if rid is not None else ()),
-                extra={
-                    "method": verb,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "request_id": rid,
-                },
-            )
-            return response
-
-        return handler
-
-    return request_logger_middleware

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .routing import Converter, parse_pattern
+from .converters import Converter
+from .spec import parse_pattern
 
 __all__: list[str] = []
 

@@ -1,4 +1,4 @@
-"""The route listing: `server.routes()` and the `microwsgi routes TARGET [--json]` command."""
+"""The route listing: `server.routes()` and the `microwsgi routes APP [--json]` command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import finished
+from tools import run_command
 
 from microwsgi import Server
 from microwsgi.middleware import cors, request_id
@@ -155,7 +155,7 @@ APP = textwrap.dedent(
 
 def routes_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "listed.py").write_text(APP)
-    return finished("routes", *args, cwd=tmp_path)
+    return run_command("routes", *args, cwd=tmp_path)
 
 
 def test_command_prints_one_line_per_route(tmp_path: Path) -> None:
@@ -190,15 +190,15 @@ def test_command_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
+    ("reference", "message"),
     [
         ("listed:plain", "listed:plain is a function, not a microwsgi Server"),
         ("listed:nothing", "has no attribute 'nothing'"),
         ("missing_module:server", "no such module"),
     ],
 )
-def test_command_errors_are_one_line(tmp_path: Path, target: str, message: str) -> None:
-    done = routes_command(tmp_path, target)
+def test_command_errors_are_one_line(tmp_path: Path, reference: str, message: str) -> None:
+    done = routes_command(tmp_path, reference)
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.startswith("microwsgi: ") and message in done.stderr

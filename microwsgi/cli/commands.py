@@ -1,4 +1,4 @@
-"""The `microwsgi` command: `microwsgi run TARGET` serves any WSGI callable.
+"""The `microwsgi` command: `microwsgi run APP` serves any WSGI callable.
 
     microwsgi run examples/todos.py --port 8000 --reload
     python -m microwsgi run examples.todos:server
@@ -7,8 +7,9 @@
 This module owns argument parsing and turning the failures a user can cause (a module that
 does not import, a port in use or out of range) into one line on stderr and a non-zero exit.
 Under ``--reload``, an app that fails to import is reported once and, until the next save,
-every request is answered with a 500 naming the error, never left hanging. What a target names
-is ``targets.py``'s; serving is `server.serve`; restarting on changes is `server.reload`.
+every request is answered with a 500 naming the error, never left hanging. What an app
+reference (``APP``) names is ``loading.py``'s; serving is `server.serve`; restarting on changes
+is `server.reload`.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._address import check_port
-from .targets import ImportTargetError, find_app, load_app
+from .._address import check_port
+from .loading import AppLoadError, find_app, load_app
 
 __all__: list[str] = []  # the command is the interface: `microwsgi` runs main()
 
 PROG = "microwsgi"
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+def build_parser() -> argparse.ArgumentParser:
+    from ..server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
     config = ServerConfig()  # the one set of defaults
     parser = argparse.ArgumentParser(prog=PROG, description="microwsgi command line")
@@ -38,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="serve a WSGI app with the development server")
     run.add_argument(
-        "target",
-        metavar="TARGET",
+        "app",
+        metavar="APP",
         help="module, module:attr or path/to/app.py[:attr] (default attr: server, then app)",
     )
     run.add_argument(
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-access-log", action="store_true", help="do not log each request")
     routes = commands.add_parser("routes", help="list the routes of a microwsgi Server")
-    routes.add_argument("target", metavar="TARGET", help="the Server, as `run` takes it")
+    routes.add_argument("app", metavar="APP", help="the Server, as `run` takes it")
     routes.add_argument("--json", action="store_true", help="print a JSON list, not a table")
     return parser
 
@@ -83,10 +84,10 @@ def _error(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `microwsgi` and `python -m microwsgi`; returns the exit code."""
     args_list = sys.argv[1:] if argv is None else list(argv)
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(args_list)
     if args.version:
-        from . import __version__
+        from .. import __version__
 
         print(f"{PROG} {__version__}")
         return 0
@@ -104,23 +105,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _routes(args: argparse.Namespace) -> int:
-    from .app import Server
-    from .listing import format_routes
+    from ..app import Server
+    from ..routing.listing import format_routes
 
     try:
-        app = load_app(args.target)
-    except ImportTargetError as exc:
+        app = load_app(args.app)
+    except AppLoadError as exc:
         return _error(str(exc))
     if not isinstance(app, Server):
         kind = type(app).__name__
-        return _error(f"{args.target} is a {kind}, not a microwsgi Server: no routes to list")
+        return _error(f"{args.app} is a {kind}, not a microwsgi Server: no routes to list")
     routes = app.routes()
     sys.stdout.write(json.dumps(routes, indent=2) + "\n" if args.json else format_routes(routes))
     return 0
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .server import devserver, reload, sockets
+    from ..server import devserver, reload, sockets
 
     options = {
         "threads": args.threads,
@@ -140,8 +141,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"Server listening on http://{where} (reloading on changes)", flush=True)
         return reload.supervise(argv, sock)
     try:
-        found = find_app(args.target)
-    except ImportTargetError as exc:
+        found = find_app(args.app)
+    except AppLoadError as exc:
         if inherited is None:
             return _error(str(exc))
         return _serve_the_error(exc, args, options, int(inherited))
@@ -164,11 +165,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _serve_the_error(
-    error: ImportTargetError, args: argparse.Namespace, options: dict[str, Any], fd: int
+    error: AppLoadError, args: argparse.Namespace, options: dict[str, Any], fd: int
 ) -> int:
     """A --reload child whose app does not import: say so once, then answer every request
     with a 500 naming the error until a file changes (a request must never hang)."""
-    from .server import reload
+    from ..server import reload
 
     body = f"{PROG} could not load the app: {error.summary}\n".encode()
 
@@ -181,7 +182,7 @@ def _serve_the_error(
         return [body]
 
     # The module that failed is not loaded, so watch the tree it lives in (and the folder).
-    roots = {os.getcwd(), os.path.dirname(os.path.abspath(args.target.partition(":")[0]))}
+    roots = {os.getcwd(), os.path.dirname(os.path.abspath(args.app.partition(":")[0]))}
 
     def files() -> set[str]:
         return set().union(*(reload.tree_files(root) for root in roots))
@@ -200,8 +201,8 @@ def _serve_until_change(
     files: Callable[[], Iterable[str]],
     announce: Callable[[], object],
 ) -> int:
-    from .server import devserver, reload
-    from .server.logs import configure_logging
+    from ..server import devserver, reload
+    from ..server.logs import configure_logging
 
     server = devserver.DevServer(
         app, args.host, args.port, sock=socket.socket(fileno=fd), **options

@@ -1,7 +1,7 @@
 """Routing: the `VERB /path` grammar, parameters, catch-all, precedence, 404/405/HEAD/OPTIONS.
 
-The first half drives `Server` through WebTest; the second half tests `microwsgi.routing.Router`
-on its own (it knows nothing about verbs or handlers).
+The first half drives `Server` through WebTest; the second half tests
+`microwsgi.routing.router.Router` on its own (it knows nothing about verbs or handlers).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import webtest
 from werkzeug.test import Client
 
 from microwsgi import Server
-from microwsgi.routing import Router, parse_spec
+from microwsgi.routing.router import Router
+from microwsgi.routing.spec import parse_spec
 
 
 def echo_params(request: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +329,7 @@ def test_two_servers_are_independent() -> None:
     assert app_one.get("/only-one").text == "ONE"
     assert app_two.get("/only-one", status=404).text == "two: not found"
     assert app_one.get("/nothing", status=404).json["status"] == 404
-    assert Server()._router.find("/x") is None  # a third, fresh server sees nothing
+    assert Server().routes() == []  # a third, fresh server sees none of theirs
 
 
 def test_routes_added_after_the_first_request_are_served(
@@ -419,7 +420,7 @@ def test_explicit_options_route_wins(server: Server, app: webtest.TestApp) -> No
 # -- the Router on its own ------------------------------------------------------------------
 
 
-def test_router_find_returns_target_and_fresh_params() -> None:
+def test_router_find_returns_resource_and_fresh_params() -> None:
     router: Router[str] = Router()
     router.add("/static/path", "static")
     router.add("/u/:id", "user")
@@ -436,14 +437,14 @@ def test_router_find_returns_target_and_fresh_params() -> None:
     assert router.find("/u/1") == ("user", {"id": "1"})
 
 
-def test_router_get_and_targets() -> None:
+def test_router_get_and_resources() -> None:
     router: Router[str] = Router()
     for pattern in ("/a", "/a/:x", "/a/:x/b", "/c/*rest"):
         router.add(pattern, pattern)
     assert router.get("/a/:x/b") == "/a/:x/b"
     assert router.get("/a/b") is None
     assert router.get("/c/*rest") == "/c/*rest"
-    assert sorted(router.targets()) == ["/a", "/a/:x", "/a/:x/b", "/c/*rest"]
+    assert sorted(router.resources()) == ["/a", "/a/:x", "/a/:x/b", "/c/*rest"]
 
 
 def test_router_refuses_duplicates_and_conflicts() -> None:

@@ -8,19 +8,18 @@ outermost group in. A route path is appended to the prefix as written: ``GET /``
 
 `Registrar` is the API both offer: `register`, `register_handler`, the verb shortcuts (`get`,
 `post`, `put`, `patch`, `delete`) and `group`. It only turns what a group is given into what the
-server records; recording routes and compiling them is ``app.py``'s and ``chains.py``'s business.
+server records, through the server's `RouteTable` (``table.py``); compiling and serving the
+routes is ``chains.py``'s and ``app.py``'s business.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
-from .chains import Handler, Middleware, check_middleware
-from .routing import parse_spec
-
-if TYPE_CHECKING:
-    from .app import Server
+from ..chains import Handler, Middleware, check_middleware
+from .spec import parse_spec
+from .table import RouteTable
 
 __all__ = ["Group"]
 
@@ -68,13 +67,16 @@ class _VerbShortcut:
 class Registrar:
     """The registration API `Server` and `Group` share.
 
-    A subclass sets `_server` (the server that records the routes), `_prefix` (prepended to
-    every route path) and `_groups` (the enclosing groups, outermost first).
+    `routes` is the table the routes are recorded in (the server's), `prefix` is prepended to
+    every route path, and `groups` are the enclosing groups, outermost first.
     """
 
-    _server: Server
-    _prefix: str
-    _groups: tuple[Group, ...]
+    def __init__(
+        self, routes: RouteTable, prefix: str = "", groups: tuple[Group, ...] = ()
+    ) -> None:
+        self._routes = routes
+        self._prefix = prefix
+        self._groups = groups
 
     get = _VerbShortcut("GET")
     post = _VerbShortcut("POST")
@@ -93,16 +95,15 @@ class Registrar:
         applied to a function is warned about on the first request.
         """
         served = self._served_spec(spec)
-        server = self._server
-        server._check_spec(served, name)
+        routes = self._routes
+        routes.check(served, name)
         chain = check_middleware(f"route {served!r}", middleware)
-        token = server._unapplied.add(served)
-        server._ready = False  # so the next request warns if the decorator is never applied
+        token = routes.expect(served)  # the next request warns if the decorator is never applied
 
         def decorator(handler: F) -> F:
-            server._unapplied.applied(token)
+            routes.applied(token)
             default_name = getattr(handler, "__name__", None)
-            server._add_route(served, handler, chain, self._groups, name, default_name)
+            routes.add(served, handler, chain, self._groups, name, default_name)
             return handler
 
         return decorator
@@ -119,7 +120,7 @@ class Registrar:
         served = self._served_spec(spec)
         chain = check_middleware(f"route {served!r}", middleware)
         default_name = getattr(handler, "__name__", None)
-        self._server._add_route(served, handler, chain, self._groups, name, default_name)
+        self._routes.add(served, handler, chain, self._groups, name, default_name)
 
     def group(self, prefix: str, middleware: MiddlewareArg = None) -> Group:
         """Routes under ``prefix``, behind ``middleware``: see `Group`."""
@@ -156,13 +157,11 @@ class Group(Registrar):
                     "without a trailing '/' or a catch-all"
                 )
             try:
-                parent._server._check_spec(f"* {parent._prefix}{prefix}")
+                parent._routes.check(f"* {parent._prefix}{prefix}")
             except ValueError as exc:
                 raise ValueError(f"{label}: {exc}") from None
         self.middleware = check_middleware(label, middleware)
-        self._server = parent._server
-        self._prefix = parent._prefix + prefix
-        self._groups = (*parent._groups, self)
+        super().__init__(parent._routes, parent._prefix + prefix, (*parent._groups, self))
 
     @property
     def prefix(self) -> str:

@@ -1,4 +1,4 @@
-"""Tests for microwsgi.cli: `microwsgi run module:attr`, its error lines and `--reload`.
+"""microwsgi.cli: `microwsgi run APP` with its app references, its error lines and `--reload`.
 
 The command runs for real (`python -m microwsgi`) in a temporary directory holding the app
 module; every wait is bounded.
@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tools import ROOT, run_command
 
 from microwsgi.cli import main
-from microwsgi.targets import ImportTargetError, find_app, load_app
-
-ROOT = Path(__file__).resolve().parent.parent
+from microwsgi.cli.loading import AppLoadError, find_app, load_app
 
 APP = textwrap.dedent(
     """
@@ -55,19 +54,6 @@ def command(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def finished(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "microwsgi", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def fetch(port: int, path: str = "/") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
@@ -95,7 +81,7 @@ def stop_all() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def test_import_error_is_one_line_and_non_zero(tmp_path: Path) -> None:
-    done = finished("run", "nosuchmodule:app", cwd=tmp_path)
+    done = run_command("run", "nosuchmodule:app", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr == (
         "microwsgi: cannot import 'nosuchmodule': no such module (run from the folder holding it,"
@@ -105,7 +91,7 @@ def test_import_error_is_one_line_and_non_zero(tmp_path: Path) -> None:
 
 def test_module_raising_on_import_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "broken_app.py").write_text("import broken\n")  # a prefix of its own name
-    done = finished("run", "broken_app:app", cwd=tmp_path)
+    done = run_command("run", "broken_app:app", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "error importing 'broken_app': ModuleNotFoundError" in done.stderr
@@ -113,7 +99,7 @@ def test_module_raising_on_import_is_one_line(tmp_path: Path) -> None:
 
 def test_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "typo.py").write_text("x = 1\ndef (:\n")
-    done = finished("run", "typo:app", cwd=tmp_path)
+    done = run_command("run", "typo:app", cwd=tmp_path)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "typo.py, line 2" in done.stderr
 
@@ -124,7 +110,7 @@ def test_port_in_use_is_one_line_and_non_zero(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = finished(
+        done = run_command(
             "run", "webapp:app", "--host", "127.0.0.1", "--port", str(port), cwd=tmp_path
         )
     assert done.returncode == 1
@@ -149,10 +135,10 @@ def test_run_serves_logs_plain_lines_when_piped_and_stops_on_sigterm(
 
 
 def reloading(
-    target: str, cwd: Path, stop_all: list[subprocess.Popen[str]]
+    reference: str, cwd: Path, stop_all: list[subprocess.Popen[str]]
 ) -> tuple[subprocess.Popen[str], int]:
-    """`microwsgi run TARGET --reload` on a free port: the process and its port."""
-    proc = command("run", target, "--host", "127.0.0.1", "--port", "0", "--reload", cwd=cwd)
+    """`microwsgi run APP --reload` on a free port: the process and its port."""
+    proc = command("run", reference, "--host", "127.0.0.1", "--port", "0", "--reload", cwd=cwd)
     stop_all.append(proc)
     return proc, listening_port(proc)
 
@@ -189,16 +175,16 @@ def test_reload_restarts_on_change_and_keeps_the_address(
 def test_load_app_follows_dotted_attributes_and_defaults_to_app(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_app(tmp_path, name="cli_target_app")
+    write_app(tmp_path, name="cli_loaded_app")
     monkeypatch.syspath_prepend(str(tmp_path))
-    module = load_app("cli_target_app")
-    assert module is load_app("cli_target_app:app")
-    assert callable(load_app("cli_target_app:Holder.wsgi"))
-    with pytest.raises(ImportTargetError, match="has no attribute 'missing'"):
-        load_app("cli_target_app:missing")
-    with pytest.raises(ImportTargetError, match="is not a WSGI callable"):
-        load_app("cli_target_app:not_callable")
-    with pytest.raises(ImportTargetError, match="expected module:attr"):
+    module = load_app("cli_loaded_app")
+    assert module is load_app("cli_loaded_app:app")
+    assert callable(load_app("cli_loaded_app:Holder.wsgi"))
+    with pytest.raises(AppLoadError, match="has no attribute 'missing'"):
+        load_app("cli_loaded_app:missing")
+    with pytest.raises(AppLoadError, match="is not a WSGI callable"):
+        load_app("cli_loaded_app:not_callable")
+    with pytest.raises(AppLoadError, match="expected module:attr"):
         load_app(":app")
 
 
@@ -209,7 +195,7 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "run" in capsys.readouterr().err
 
 
-# -- target forms: path/to/app.py, module without :attr ------------------------------------------
+# -- app references: path/to/app.py, module without :attr ---------------------------------------
 
 NAMED_APPS = textwrap.dedent(
     """
@@ -288,7 +274,7 @@ def test_a_file_in_a_package_is_imported_as_part_of_it(
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
+    ("reference", "message"),
     [
         (
             "examples/hello",
@@ -302,12 +288,12 @@ def test_a_file_in_a_package_is_imported_as_part_of_it(
         ),
     ],
 )
-def test_target_mistakes_are_one_line_naming_the_fix(
-    tmp_path: Path, target: str, message: str
+def test_app_reference_mistakes_are_one_line_naming_the_fix(
+    tmp_path: Path, reference: str, message: str
 ) -> None:
     write_named(tmp_path / "examples" / "hello.py", server="hello")
     write_named(tmp_path / "neither.py", api="api")
-    done = finished("run", target, cwd=tmp_path)
+    done = run_command("run", reference, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith(f"microwsgi: {message}") and done.stderr.count("\n") == 1
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from .chains import Middleware, Resource
+from ..chains import Middleware, Resource
 
 __all__: list[str] = []
 

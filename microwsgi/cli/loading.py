@@ -1,15 +1,15 @@
-"""What ``microwsgi run TARGET`` names, found and imported: the app object to serve.
+"""The app reference ``microwsgi run APP`` takes, found and imported: the app object to serve.
 
-A target is ``module``, ``module:attr`` (dotted attributes are followed), ``path/to/app.py`` or
-``path/to/app.py:attr``. Without ``attr`` the module's ``server`` is served, else its ``app``
-(every page of the docs names the object ``server``; ``app`` is the WSGI convention). A module
-is imported from the working directory, as ``python -m`` would; a file from its own directory,
-or from the top of the package it belongs to (the folders holding ``__init__.py``), so that its
-own imports work as they do when it is run as a script.
+An app reference is ``module``, ``module:attr`` (dotted attributes are followed),
+``path/to/app.py`` or ``path/to/app.py:attr``. Without ``attr`` the module's ``server`` is
+served, else its ``app`` (every page of the docs names the object ``server``; ``app`` is the
+WSGI convention). A module is imported from the working directory, as ``python -m`` would; a
+file from its own directory, or from the top of the package it belongs to (the folders holding
+``__init__.py``), so that its own imports work as they do when it is run as a script.
 
-Every failure a user can cause is an `ImportTargetError` whose message is one line; ``summary``
+Every failure a user can cause is an `AppLoadError` whose message is one line; ``summary``
 names the exception type and message when the module itself failed (the ``--reload`` stand-in
-answers with it). Parsing the command line and serving are ``cli.py``'s.
+answers with it). Parsing the command line and serving are ``commands.py``'s.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ __all__: list[str] = []
 DEFAULT_NAMES = ("server", "app")
 
 
-class ImportTargetError(Exception):
-    """The target could not be imported; the message is one line for the user."""
+class AppLoadError(Exception):
+    """The app reference could not be loaded; the message is one line for the user."""
 
     def __init__(self, message: str, summary: str | None = None) -> None:
         super().__init__(message)
@@ -35,23 +35,23 @@ class ImportTargetError(Exception):
 
 
 class LoadedApp(NamedTuple):
-    """The app a target names, and ``module:attr`` saying which object it is."""
+    """The app an app reference names, and ``module:attr`` saying which object it is."""
 
     app: Callable[..., Any]
     name: str
 
 
-def load_app(target: str) -> Callable[..., Any]:
-    """The WSGI callable `target` names (see the module docstring for the forms)."""
-    return find_app(target).app
+def load_app(reference: str) -> Callable[..., Any]:
+    """The WSGI callable `reference` names (see the module docstring for the forms)."""
+    return find_app(reference).app
 
 
-def find_app(target: str) -> LoadedApp:
-    """Import `target` and find its app; raises `ImportTargetError`."""
-    source, _, attr = target.partition(":")
+def find_app(reference: str) -> LoadedApp:
+    """Import the module `reference` names and find its app; raises `AppLoadError`."""
+    source, _, attr = reference.partition(":")
     if not source:
-        raise ImportTargetError(
-            f"invalid target {target!r}: expected module:attr, module or path/to/app.py"
+        raise AppLoadError(
+            f"invalid app reference {reference!r}: expected module:attr, module or path/to/app.py"
         )
     module_name = _module_for_file(source) if _is_path(source) else source
     if not _is_path(source) and os.getcwd() not in sys.path and "" not in sys.path:
@@ -60,7 +60,7 @@ def find_app(target: str) -> LoadedApp:
     if not attr:
         attr = next((name for name in DEFAULT_NAMES if hasattr(module, name)), "")
         if not attr:
-            raise ImportTargetError(
+            raise AppLoadError(
                 f"{source} has neither 'server' nor 'app': name the object, e.g. {source}:api"
             )
     obj: Any = module
@@ -68,10 +68,10 @@ def find_app(target: str) -> LoadedApp:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ImportTargetError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
     if not callable(obj):
         kind = type(obj).__name__
-        raise ImportTargetError(f"{module_name}:{attr} is not a WSGI callable (a {kind})")
+        raise AppLoadError(f"{module_name}:{attr} is not a WSGI callable (a {kind})")
     return LoadedApp(obj, f"{module_name}:{attr}")
 
 
@@ -83,10 +83,10 @@ def _module_for_file(path: str) -> str:
     """Make the file at `path` importable and return its module name (Flask's rule)."""
     if not path.endswith(".py"):
         hint = f": did you mean {path}.py?" if os.path.isfile(f"{path}.py") else ""
-        raise ImportTargetError(f"{path!r} is not a Python file (a path must end in .py){hint}")
+        raise AppLoadError(f"{path!r} is not a Python file (a path must end in .py){hint}")
     real = os.path.realpath(path)
     if not os.path.isfile(real):
-        raise ImportTargetError(f"no such file: {os.path.abspath(path)!r}")
+        raise AppLoadError(f"no such file: {os.path.abspath(path)!r}")
     directory, filename = os.path.split(real)
     parts = [] if filename == "__init__.py" else [filename[:-3]]
     while os.path.isfile(os.path.join(directory, "__init__.py")):
@@ -103,14 +103,14 @@ def _import(module_name: str, source: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name == module_name or module_name.startswith(f"{exc.name}."):
             where = "its file was found" if _is_path(source) else "run from the folder holding it"
-            raise ImportTargetError(
+            raise AppLoadError(
                 f"cannot import {module_name!r}: no such module ({where}, or give the file: "
                 "microwsgi run path/to/app.py)"
             ) from None
         summary = _one_line(exc)
     except Exception as exc:  # SyntaxError included: its str() names the file and line
         summary = _one_line(exc)
-    raise ImportTargetError(f"error importing {module_name!r}: {summary}", summary)
+    raise AppLoadError(f"error importing {module_name!r}: {summary}", summary)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,13 @@
+"""microwsgi's gunicorn worker class: gunicorn's processes, microwsgi's HTTP engine in each.
+
+- ``worker.py``: `Worker`, the class gunicorn loads (``-k microwsgi.gunicorn.Worker``, or the
+  documented alias ``-k microwsgi.workers.Worker``): settings, hooks, the worker's life;
+- ``adapter.py``: a request as gunicorn's own workers present it (proxy rules, the views the
+  pre/post_request hooks and the access log read).
+
+Importing this package imports gunicorn and the engine; ``import microwsgi`` never does.
+"""
+
+from .worker import Worker
+
+__all__ = ["Worker"]

@@ -1,0 +1,14 @@
+"""Ready-made middleware in PyMicroHTTP's shape, one module each.
+
+Each factory returns a middleware ``mw(next) -> handler``, usable per route
+(``@server.register('GET /x', cors())``), in a list, or with ``@server.before_all()``. A
+middleware adds its headers by turning the handler's return value into a werkzeug ``Response``
+with ``make_response`` (``next(request)`` never raises: errors come back as return values, so
+they get the headers too). Chaining middleware is ``chains.py``'s business.
+"""
+
+from .cors import cors
+from .request_id import request_id
+from .request_logger import request_logger
+
+__all__ = ["cors", "request_id", "request_logger"]
