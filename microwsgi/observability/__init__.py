@@ -4,3 +4,5 @@
 routes, marked internal so that API documents leave them out. Nothing is imported here:
 ``metrics.py`` pulls in prometheus_client (the ``metrics`` extra) only when it is used.
 """
+
+__all__: list[str] = []
