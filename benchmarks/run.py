@@ -1,8 +1,8 @@
 """The one command: ``python -m benchmarks [--quick] [--sections ...]``.
 
 Runs the sections in order (1 in-process dispatch, 2 router scale, 3 gunicorn + wrk, 4 the
-development server, 5 the servers side by side), prints the markdown report (the README's
-performance section) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
+development server, 5 the servers side by side), prints the markdown report (docs/performance.md
+shows its figures) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
 figures. Progress goes to stderr.
 """
 

@@ -81,7 +81,7 @@ def parse_content_length(value: str) -> int | None:
 
 
 # Default limits of a request head, shared by the parser's `Limits`, the server's
-# `ServerConfig`, the CLI and the README (RFC 9112 §3 recommends supporting request lines of
+# `ServerConfig`, the CLI and the docs (RFC 9112 §3 recommends supporting request lines of
 # at least 8000 octets; 8190 is what nginx and gunicorn allow).
 MAX_TARGET: Final = 8190  # request-target longer -> 414
 MAX_HEADER_BYTES: Final = 65536  # header section (request line excluded) -> 431
