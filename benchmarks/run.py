@@ -3,7 +3,9 @@
 Runs the sections in order (1 in-process dispatch, 2 router scale, 3 gunicorn + wrk, 4 the
 development server, 5 the servers side by side), prints the markdown report (docs/performance.md
 shows its figures) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
-figures. Progress goes to stderr.
+figures. Progress goes to stderr. Section 6, ``instructions`` (callgrind's instructions per
+request, ``instructions.py``), is not part of a full run: it is asked for by name, prints its
+counts and appends one row to its own history table in RESULTS.md, leaving the rest as it is.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from typing import Any
 from benchmarks.apps import FRAMEWORKS
 from benchmarks.devserver_hook import run_devserver
 from benchmarks.inprocess import run_dispatch, run_scale
+from benchmarks.instructions import run_instructions
+from benchmarks.instructions_report import MARKERS, add_row, render_counts
 from benchmarks.report import machine_info, render
 from benchmarks.servers import SERVERS, run_servers
 from benchmarks.soak_report import carry_section
 from benchmarks.wire import run_wire, wrk_path
 
 SECTIONS = ("dispatch", "scale", "wire", "devserver", "servers")
+MEASURED_ALONE = ("instructions",)  # run only when named: minutes under callgrind
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 
 # Full run: ~2 minutes in-process, ~4 minutes over the wire, ~1 minute for the dev server,
@@ -47,6 +52,8 @@ FULL: dict[str, Any] = {
     "servers_rounds": 3,
     "servers_duration": 3,
     "soak_seconds": 30.0,
+    "instruction_requests": 5_000,
+    "instruction_warmup": 500,
 }
 # --quick: every section runs, for a fraction of a second each (the smoke test uses it).
 QUICK: dict[str, Any] = {
@@ -66,6 +73,8 @@ QUICK: dict[str, Any] = {
     "servers_rounds": 1,
     "servers_duration": 1,
     "soak_seconds": 2.0,
+    "instruction_requests": 200,
+    "instruction_warmup": 50,
 }
 
 
@@ -77,7 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+        help=f"comma-separated subset of {','.join(SECTIONS + MEASURED_ALONE)}"
+        f" (default: {','.join(SECTIONS)})",
     )
     parser.add_argument(
         "--frameworks",
@@ -93,17 +103,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--soak-seconds", type=float, help="seconds of mixed traffic per server (0: none)"
     )
+    parser.add_argument(
+        "--cases", default="abc", help="instruction counts: which of the cases a, b, c to run"
+    )
+    parser.add_argument("--requests", type=int, help="instruction counts: requests counted")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="markdown file to write")
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
     args = parser.parse_args(argv)
     args.sections = [s for s in args.sections.split(",") if s]
-    unknown = set(args.sections) - set(SECTIONS)
+    unknown = set(args.sections) - set(SECTIONS + MEASURED_ALONE)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     args.frameworks = [f for f in args.frameworks.split(",") if f]
     if set(args.frameworks) - set(FRAMEWORKS):
         parser.error(f"frameworks must be among {', '.join(FRAMEWORKS)}")
+    if not args.cases or set(args.cases) - set("abc"):
+        parser.error("--cases takes letters among a, b and c")
     return args
 
 
@@ -123,6 +139,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "wire_rounds": args.wire_rounds,
         "servers_rounds": args.wire_rounds,
         "soak_seconds": args.soak_seconds,
+        "instruction_requests": args.requests,
     }
     plan.update({key: value for key, value in overrides.items() if value is not None})
     for key in ("scale_frameworks", "wire_frameworks"):
@@ -160,6 +177,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             soak_seconds=plan["soak_seconds"],
             quick=args.quick,
         )
+    if "instructions" in args.sections:
+        _log("6. instructions per request (callgrind) ...")
+        results["instructions"] = run_instructions(
+            args.cases, plan["instruction_requests"], plan["instruction_warmup"]
+        )
     _log(f"done in {time.monotonic() - started:.0f} s")
     return results
 
@@ -169,12 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join(["python", "-m", "benchmarks", *shown])
     results = run(args, command)
-    markdown = render(results)
-    print(markdown)
-    if not args.no_write:
-        # The soak (python -m benchmarks.soak) writes a section of its own: keep it.
-        args.output.write_text(carry_section(markdown, args.output), encoding="utf-8")
-        _log(f"wrote {args.output}")
+    if set(args.sections) - set(MEASURED_ALONE):
+        markdown = render(results)
+        print(markdown)
+        if not args.no_write:
+            # The soak (python -m benchmarks.soak) and the instruction counts keep sections of
+            # their own: carry them over.
+            markdown = carry_section(markdown, args.output)
+            markdown = carry_section(markdown, args.output, markers=MARKERS)
+            args.output.write_text(markdown, encoding="utf-8")
+            _log(f"wrote {args.output}")
+    if "instructions" in results:
+        counted = results["instructions"]
+        print("\n".join(render_counts(counted)))
+        print(add_row(counted, results["machine"], args.output, write=not args.no_write))
+        if not args.no_write:
+            _log(f"added a row to the instruction counts in {args.output}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         _log(f"wrote {args.json}")

@@ -171,10 +171,14 @@ def write_section(markdown: str, path: Path = RESULTS_PATH) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def carry_section(new_text: str, path: Path = RESULTS_PATH) -> str:
-    """`new_text` plus the soak section `path` has now, so a rewrite does not lose it."""
+def carry_section(
+    new_text: str, path: Path = RESULTS_PATH, markers: tuple[str, str] = (BEGIN, END)
+) -> str:
+    """`new_text` plus the section between `markers` (the soak's unless told) that `path` has
+    now, so a rewrite does not lose it."""
+    begin, end = markers
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN not in old or END not in old or BEGIN in new_text:
+    if begin not in old or end not in old or begin in new_text:
         return new_text
-    block = BEGIN + old.partition(BEGIN)[2].partition(END)[0] + END
+    block = begin + old.partition(begin)[2].partition(end)[0] + end
     return new_text.rstrip("\n") + "\n\n" + block + "\n"

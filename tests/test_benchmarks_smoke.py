@@ -28,14 +28,16 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.syspath_prepend(str(REPO_ROOT))
     import benchmarks.apps
     import benchmarks.inprocess
+    import benchmarks.instructions_report
     import benchmarks.servers
+    import benchmarks.soak_report
     import benchmarks.wire
 
     return benchmarks
 
 
-def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
-    """Run one section in quick mode; return its raw JSON results and the markdown written."""
+def run_section(tmp_path: Path, section: str) -> tuple[dict[str, Any], str, str]:
+    """Run one section in quick mode; its raw JSON results, the markdown file and the output."""
     out_json = tmp_path / "results.json"
     out_md = tmp_path / "RESULTS.md"
     done = subprocess.run(
@@ -54,13 +56,19 @@ def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    markdown = out_md.read_text(encoding="utf-8")
-    assert markdown in done.stdout  # the printed report is the file, for the README
-    return json.loads(out_json.read_text(encoding="utf-8")), markdown
+    results = json.loads(out_json.read_text(encoding="utf-8"))
+    return results, out_md.read_text(encoding="utf-8"), done.stdout
+
+
+def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
+    """Run one section in quick mode; return its raw JSON results and the markdown written."""
+    results, markdown, printed = run_section(tmp_path, section)
+    assert markdown in printed  # the printed report is the file, for the README
+    return results, markdown
 
 
 def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None:
@@ -205,3 +213,53 @@ Transfer/sec:      0.87MB
     assert result.latency_avg == "1.62ms" and result.latency_p99_ms is None
     distribution = "  Latency Distribution\n     50%  480.00us\n     99%    2.51ms\n"
     assert bench.wire.parse_wrk(report + distribution).latency_p99_ms == pytest.approx(2.51)
+
+
+@pytest.mark.e2e
+def test_instruction_counts_cover_three_cases_and_add_a_row_to_the_history(tmp_path: Path) -> None:
+    require_program("valgrind", "the instruction counts run each server under callgrind")
+    require_program("callgrind_control", "the instruction counts ask callgrind for dumps")
+    earlier = "## Performance\n\nfigures of an earlier run, left as they are\n"
+    (tmp_path / "RESULTS.md").write_text(earlier, encoding="utf-8")
+    results, markdown, printed = run_section(tmp_path, "instructions")
+    section = results["instructions"]
+    assert section["skipped"] == {}
+    assert [row["case"] for row in section["rows"]] == ["a", "b", "c"]
+    for row in section["rows"]:
+        assert row["requests"] == section["requests"] > 0
+        assert row["instructions"] > 0
+        assert row["per_request"] == pytest.approx(row["instructions"] / row["requests"])
+        assert f"({row['case']}) {row['label']}: {row['per_request']:,.0f}" in printed
+    assert markdown.startswith(earlier)  # the rest of the file is untouched
+    history = markdown[len(earlier) :]
+    assert history.strip().startswith("<!-- instructions -->")
+    figures = " | ".join(f"{row['per_request']:,.0f}" for row in section["rows"])
+    assert figures in history.splitlines()[-2]  # this run's row, last in the table
+
+
+def test_instruction_history_keeps_every_row_and_survives_a_full_rewrite(
+    tmp_path: Path, bench: Any
+) -> None:
+    report = bench.instructions_report
+    path = tmp_path / "RESULTS.md"
+    path.write_text("## Performance\n\nsection 1\n", encoding="utf-8")
+    machine = {"date": "2026-12-01 10:00 UTC", "python": "CPython 3.11.7", "command": "cmd"}
+
+    def counted(per_request: int) -> dict[str, Any]:
+        rows = [
+            {"case": key, "per_request": per_request + n, "instructions": 1, "requests": 1}
+            for n, key in enumerate("abc")
+        ]
+        return {"requests": 100, "rows": rows, "skipped": {}}
+
+    report.add_row(counted(111_000), machine, path, write=True)
+    report.add_row(counted(99_000), machine, path, write=True)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("## Performance\n\nsection 1\n")
+    assert text.index("111,000 | 111,001 | 111,002") < text.index("99,000 | 99,001 | 99,002")
+    assert text.count(report.EARLIER) == 1 and text.rstrip().endswith(report.END)
+    rewritten = bench.soak_report.carry_section(
+        "## Performance\n\nnew figures\n", path, markers=report.MARKERS
+    )
+    assert "new figures" in rewritten and "section 1" not in rewritten
+    assert rewritten.count("111,000") == rewritten.count("99,000") == 1

@@ -1,6 +1,6 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate): found or explained; whether the machine has an IPv6 loopback; and
-the `microwsgi` command itself, run to the end (`run_command`).
+systemd-socket-activate, valgrind): found or explained; whether the machine has an IPv6
+loopback; and the `microwsgi` command itself, run to the end (`run_command`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -29,6 +29,8 @@ PACKAGES = {
     "wrk": "wrk",
     "openssl": "openssl",
     "systemd-socket-activate": "systemd",
+    "valgrind": "valgrind",
+    "callgrind_control": "valgrind",
 }
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
