@@ -43,6 +43,12 @@ def status_code(value: object) -> int:
     return int(value)
 
 
+def is_error_status(value: object) -> bool:
+    """Whether `value` is a client or server error status, 400..599 (RFC 9110 §15.5, §15.6):
+    what `HTTPError` carries and error handlers are registered for."""
+    return isinstance(value, int) and 400 <= value <= 599
+
+
 def check_status_line(line: object) -> tuple[int, str]:
     """The code and reason of a WSGI status line ('200 OK' -> (200, 'OK')); ValueError for one
     that is not PEP 3333's '999 Reason'."""
