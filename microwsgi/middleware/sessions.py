@@ -133,11 +133,8 @@ class SessionMiddleware:
         secret: Secret | Sequence[Secret],
         cookie: str,
         max_age: int,
-        path: str,
-        domain: str | None,
         secure: bool | None,
-        httponly: bool,
-        samesite: SameSite | None,
+        attributes: dict[str, Any],
     ) -> None:
         # itsdangerous signs with the last key and verifies with each: oldest first for it.
         keys = [k.encode() if isinstance(k, str) else k for k in reversed(_secrets(secret))]
@@ -149,11 +146,8 @@ class SessionMiddleware:
         )
         self.cookie = cookie
         self.max_age = max_age
-        self.path = path
-        self.domain = domain
         self.secure = secure
-        self.httponly = httponly
-        self.samesite = samesite
+        self.attributes = attributes  # path, domain, httponly, samesite: as given
 
     def load(self, request: dict[str, Any]) -> Session:
         """The session the request's cookie holds; empty for any cookie that does not verify."""
@@ -184,12 +178,9 @@ class SessionMiddleware:
             self.cookie,
             value,
             max_age=max_age,
-            path=self.path,
-            domain=self.domain,
             secure=secure,
-            httponly=self.httponly,
-            samesite=self.samesite,
             max_size=0,  # checked below, as an error rather than werkzeug's warning
+            **self.attributes,
         )
         if len(header) > MAX_COOKIE_SIZE:
             raise ValueError(
@@ -233,13 +224,11 @@ def sessions(
     ``samesite='None'`` without ``secure=True``).
     """
     seconds = _seconds(max_age)
-    set_cookie(
-        cookie,
-        max_age=seconds,
-        path=path,
-        domain=domain,
-        secure=bool(secure),
-        httponly=httponly,
-        samesite=samesite,
-    )
-    return SessionMiddleware(secret, cookie, seconds, path, domain, secure, httponly, samesite)
+    attributes: dict[str, Any] = {
+        "path": path,
+        "domain": domain,
+        "httponly": httponly,
+        "samesite": samesite,
+    }
+    set_cookie(cookie, max_age=seconds, secure=bool(secure), **attributes)  # its checks, now
+    return SessionMiddleware(secret, cookie, seconds, secure, attributes)
