@@ -1,6 +1,6 @@
 """microwsgi: the PyMicroHTTP API as a small, fast WSGI framework.
 
-Every name the README documents is imported from here (``from microwsgi import send_file``);
+Every name the documentation imports is imported from here (``from microwsgi import send_file``);
 the modules behind them are the package's own business.
 """
 
@@ -11,7 +11,7 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
-from .middleware import cors, request_id, request_logger
+from .middleware import cors, request_id, request_logger, sessions
 from .response import make_response, redirect
 from .routing.groups import Group
 
@@ -31,6 +31,7 @@ __all__ = [
     "request_logger",
     "send_file",
     "serve",
+    "sessions",
     "set_cookie",
 ]
 

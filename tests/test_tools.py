@@ -1,5 +1,5 @@
-"""The test suite on a fresh machine: what needs nginx, wrk, openssl or systemd-socket-activate
-skips there, naming it, and fails instead under CI (``MICROWSGI_REQUIRE_TOOLS=1``)."""
+"""The test suite on a fresh machine: what needs nginx, wrk, openssl, systemd-socket-activate or
+podman skips there, naming it, and fails instead under CI (``MICROWSGI_REQUIRE_TOOLS=1``)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ NEEDING_PROGRAMS = [
 ]
 
 
-def run_pytest(**env: str) -> subprocess.CompletedProcess[str]:
+# Its three tests share the image (a module fixture), which asks for the programs first.
+CONTAINER_TEST = "tests/e2e/test_container.py"
+
+
+def run_pytest(tests: list[str] = NEEDING_PROGRAMS, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != tools.REQUIRE_ENV}
-    environ[tools.HIDE_ENV] = "nginx,wrk,openssl,systemd-socket-activate"
+    environ[tools.HIDE_ENV] = "nginx,wrk,openssl,systemd-socket-activate,podman,runc,debootstrap"
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *NEEDING_PROGRAMS],
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *tests],
         cwd=REPO_ROOT,
         env=environ,
         capture_output=True,
@@ -53,6 +57,18 @@ def test_under_ci_a_missing_program_is_a_failure() -> None:
     done = run_pytest(**{tools.REQUIRE_ENV: "1"})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "4 failed" in done.stdout
+    assert f"{tools.REQUIRE_ENV}=1 requires it" in done.stdout
+
+
+def test_without_podman_the_container_test_skips_naming_it_and_fails_under_ci() -> None:
+    done = run_pytest([CONTAINER_TEST])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 skipped" in done.stdout
+    assert "podman is not installed" in done.stdout
+    assert "apt-get install podman" in done.stdout
+    done = run_pytest([CONTAINER_TEST], **{tools.REQUIRE_ENV: "1"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 errors" in done.stdout  # the fixture fails, before any test runs
     assert f"{tools.REQUIRE_ENV}=1 requires it" in done.stdout
 
 

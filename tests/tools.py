@@ -1,6 +1,7 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate, valgrind): found or explained; whether the machine has an IPv6
-loopback; and the `microwsgi` command itself, run to the end (`run_command`).
+systemd-socket-activate, valgrind, podman...): found or explained; root, for the tests that
+need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run to the
+end (`run_command`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -31,6 +33,9 @@ PACKAGES = {
     "systemd-socket-activate": "systemd",
     "valgrind": "valgrind",
     "callgrind_control": "valgrind",
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
 }
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
@@ -56,9 +61,18 @@ def require_program(name: str, purpose: str) -> str:
     if found is not None:
         return found
     package = PACKAGES[name]
-    reason = (
+    _missing(
         f"{name} is not installed ({purpose}; Debian package {package}: apt-get install {package})"
     )
+
+
+def require_root(purpose: str) -> None:
+    """Returns when the tests run as root, needed `purpose`; else skips (or fails under CI)."""
+    if os.geteuid() != 0:
+        _missing(f"not running as root ({purpose})")
+
+
+def _missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
     pytest.skip(reason)

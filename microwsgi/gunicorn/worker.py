@@ -56,7 +56,7 @@ OWN_OPTIONS: Final = {
 }
 
 # Settings this worker does not honour, and why. Each one set to something other than its
-# default is warned about at boot, in one line (the README's settings table lists them too).
+# default is warned about at boot, in one line (docs/production.md's settings table lists them too).
 _TLS_IN_FRONT = "terminate TLS in front of gunicorn (deploy/nginx.conf)"
 _TLS = f"it serves no TLS: {_TLS_IN_FRONT}"
 _HTTP2 = "it serves HTTP/1.1 only"
@@ -259,7 +259,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.engine.stop()
         self.engine.run()
 
-    # -- around each request (worker threads) ------------------------------------------------
+    # -- around each request (the engine's serving threads) ---------------------------------
 
     def prepare(self, exchange: Exchange) -> None:
         """What gunicorn's workers do before calling the application."""
@@ -305,7 +305,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         if not self.timeout:
             return True
         since = time.monotonic() - self.timeout
-        # A copy taken at once: the workers add and remove entries meanwhile.
+        # A copy taken at once: the serving threads add and remove entries meanwhile.
         stuck = sum(1 for started in tuple(self._in_flight.values()) if started < since)
         return stuck < self.config.threads
 

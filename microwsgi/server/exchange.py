@@ -21,11 +21,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from .._http import parse_content_length
+from .._http import check_status_line, parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
 from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
-from .sockets import recv_some, send_file
+from .sockets import recv_some, send_failure, sendfile_span
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -35,18 +35,10 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 DRAIN_LIMIT: Final = 1 << 20
 
 
-# PERF: the statuses applications gave, checked and split once: '200 OK' -> (200, 'OK'). At
-# most this many are kept; past that a status is checked and split each time.
+# PERF: the statuses applications gave, checked and split once (`check_status_line`):
+# '200 OK' -> (200, 'OK'). At most this many are kept; past that a status is checked each time.
 _STATUSES: dict[str, tuple[int, str]] = {}
 _MAX_STATUSES: Final = 256
-
-
-def _check_status(status: str) -> None:
-    """ValueError for a status that is not PEP 3333's '999 Reason'; remember a good one."""
-    if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
-        raise ValueError(f"invalid WSGI status {status!r}")
-    if len(_STATUSES) < _MAX_STATUSES:
-        _STATUSES[status] = (int(status[:3]), status[4:])
 
 
 class ClientGone(Exception):
@@ -181,9 +173,7 @@ class Exchange:
             self.sock.sendall(data)  # PERF: the socket call itself (see sockets.send_all)
         except OSError as exc:
             self.client_gone = True
-            if isinstance(exc, BlockingIOError):  # SO_SNDTIMEO passed
-                exc = TimeoutError("timed out writing to the client")
-            raise ClientGone(f"sending the response: {exc}") from exc
+            raise ClientGone(f"sending the response: {send_failure(exc)}") from exc
 
     def start_response(
         self,
@@ -201,7 +191,9 @@ class Exchange:
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info")
         if type(status) is not str or status not in _STATUSES:
-            _check_status(status)
+            split = check_status_line(status)
+            if len(_STATUSES) < _MAX_STATUSES:
+                _STATUSES[status] = split
         self.status = status
         self.headers = headers
         return self.write
@@ -227,7 +219,7 @@ class Exchange:
             or self.stopping.is_set()
             or (not self.http.request_complete and self._body_left_too_big())
         )
-        code, reason = _STATUSES.get(status) or (int(status[:3]), status[4:])
+        code, reason = _STATUSES.get(status) or check_status_line(status)
         data = self.http.send_response(
             code,
             reason,
@@ -259,7 +251,7 @@ class Exchange:
         self.send(self.head_bytes(None, body))
         self.bytes_sent = len(body)
 
-    def send_file(self, span: tuple[int, int, int]) -> None:
+    def send_span(self, span: tuple[int, int, int]) -> None:
         """Send the file span (fd, offset, size) with `os.sendfile`."""
         fd, offset, size = span
         declared = self._declared_length()
@@ -270,7 +262,7 @@ class Exchange:
             return
         self.send(self.head_bytes(size))
         try:
-            sent = send_file(self.sock, fd, offset, size, self.io_timeout)
+            sent = sendfile_span(self.sock, fd, offset, size, self.io_timeout)
         except OSError as exc:
             self.client_gone = True
             raise ClientGone(f"sendfile: {exc}") from exc

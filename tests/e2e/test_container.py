@@ -1,0 +1,159 @@
+"""The container image of deploy/Dockerfile, built with podman and run, as a user without a
+registry would: on a Debian base made with debootstrap, installing from a wheelhouse.
+
+The image is built once for the module (``--format docker``: podman's default OCI format drops
+HEALTHCHECK) with no network at all, which proves the wheelhouse path needs no index. One
+container runs the image's own command (examples/hello.py); the stop test runs another with
+examples/streaming.py, whose /count answers slowly. Everything runs on a podman of the test's own
+(tests/e2e/container_support.py), removed at the end whatever happened.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from container_support import (
+    BUILD_TIMEOUT,
+    DEBOOTSTRAP_TIMEOUT,
+    PODMAN_TIMEOUT,
+    WHEELS,
+    Podman,
+    build_context,
+    import_debian_base,
+    podman_home,
+)
+from e2e_support import START_TIMEOUT, fetch, free_port, wait_until
+from tools import require_program, require_root
+
+# Making the Debian base is paid once per machine, by whichever test comes first.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(DEBOOTSTRAP_TIMEOUT + 2 * BUILD_TIMEOUT)]
+
+BASE = "localhost/microwsgi-e2e-base:latest"
+IMAGE = "localhost/microwsgi-e2e:latest"
+# deploy/gunicorn.conf.py's graceful_timeout, which deploy/README.md tells users to give
+# `docker run --stop-timeout` (docker's and podman's own default is 10 s).
+GRACEFUL_TIMEOUT = 30
+
+
+@dataclass
+class Container:
+    name: str
+    port: int
+
+
+@pytest.fixture(scope="module")
+def podman() -> Iterator[Podman]:
+    require_program("podman", "the container image test")
+    runc = require_program("runc", "the container image test (crun refuses this machine's cgroups)")
+    require_program("debootstrap", "the container image test's Debian base")
+    require_root("the container image test: debootstrap, and podman without user namespaces")
+    with podman_home() as home:
+        engine = Podman(home, runc)
+        try:
+            yield engine
+        finally:
+            engine.remove_all()
+
+
+@pytest.fixture(scope="module")
+def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
+    debootstrap = require_program("debootstrap", "the container image test's Debian base")
+    base = import_debian_base(debootstrap, podman, BASE)
+    context = build_context(tmp_path_factory.mktemp("container") / "context", base)
+    podman(
+        "build", "--format", "docker", "--network", "none",
+        "--build-arg", f"BASE={BASE}", "--build-arg", f"WHEELS={WHEELS}",
+        "--file", str(context / "deploy" / "Dockerfile"), "--tag", IMAGE, str(context),
+        timeout=BUILD_TIMEOUT,
+    )  # fmt: skip
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def start_container(podman: Podman, image: str) -> Iterator[Callable[..., Container]]:
+    """Run the image as `name` with `command` (none: the image's own), published on a free
+    port of 127.0.0.1, and wait until it answers HTTP."""
+    started: list[str] = []
+
+    def start(name: str, *command: str) -> Container:
+        port = free_port()
+        started.append(name)
+        podman(
+            "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000",
+            "--env", "WEB_CONCURRENCY=2", "--stop-timeout", str(GRACEFUL_TIMEOUT),
+            # No timer runs the HEALTHCHECK: systemd may not be there; the test runs it itself.
+            "--health-interval", "disable",
+            image, *command,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: _answers(port), START_TIMEOUT, f"container {name} to answer")
+        except pytest.fail.Exception:
+            pytest.fail(f"container {name} did not answer; its log:\n{podman.log(name)}")
+        return Container(name, port)
+
+    yield start
+    for name in started:
+        podman("rm", "--force", "--time", "0", name)
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+@pytest.fixture(scope="module")
+def hello(start_container: Callable[..., Container]) -> Container:
+    return start_container("hello")
+
+
+def test_the_image_serves_hello_through_the_published_port(hello: Container) -> None:
+    answer = fetch(hello.port, "/hello")
+    assert answer.status == 200
+    assert answer.json() == {"message": "Hello, World!"}
+
+
+def test_every_process_in_the_container_runs_as_the_unprivileged_user(
+    podman: Podman, hello: Container
+) -> None:
+    rows = [line.split() for line in podman("top", hello.name, "user", "huser").splitlines()[1:]]
+    # The gunicorn master and its two workers, as the image's `app` user, not root on the host.
+    assert len(rows) == 3, rows
+    for user, host_user in rows:
+        assert user == "app"
+        assert host_user != "0"
+
+
+def test_stop_finishes_the_request_in_flight_and_exits_0(
+    podman: Podman, start_container: Callable[..., Container]
+) -> None:
+    streaming = start_container("streaming", "--chdir", "/app/examples", "streaming:server")
+    connection = http.client.HTTPConnection("127.0.0.1", streaming.port, timeout=PODMAN_TIMEOUT)
+    try:
+        # Five lines a second apart: the first one read, the request is being answered.
+        connection.request("GET", "/count?n=5&delay=1")
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert answer.readline() == b"1\n"
+        stop = podman.start("stop", streaming.name)
+        rest = answer.read()
+    finally:
+        connection.close()
+    _, err = stop.communicate(timeout=GRACEFUL_TIMEOUT + PODMAN_TIMEOUT)
+    assert stop.returncode == 0, err
+    assert rest == b"2\n3\n4\n5\n"
+    assert podman("inspect", "--format", "{{.State.ExitCode}}", streaming.name).strip() == "0"
+    # gunicorn had the stop signal while the request was still being answered: it logs the signal
+    # at once, and a request only when it is answered.
+    log = podman.log(streaming.name)
+    signal_at, request_at = log.find("Handling signal: term"), log.find('"GET /count?n=5')
+    assert 0 <= signal_at < request_at, log
