@@ -196,7 +196,7 @@ class Server(Registrar):
         spec = f"GET {prefix.rstrip('/')}/*path"
         chain = check_middleware(f"route {spec!r}", middleware)
         described = f"{qualified_name(static_handler)}({directory!r})"
-        self._routes.add(spec, handler, chain, (), name, "static", described)
+        self._routes.add(spec, handler, chain, (), name, "static", described, static=True)
 
     def health(
         self, path: str = "/healthz", checks: Mapping[str, HealthCheck] | None = None
