@@ -210,6 +210,38 @@ class Server(Registrar):
         handler = health_handler(path, checks)
         self._routes.add(f"GET {path}", handler, [], description="server.health()", internal=True)
 
+    def openapi(
+        self, *, title: str = "microwsgi app", version: str = "0.1.0", **info: Any
+    ) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this app's routes, as a dict (docs/openapi.md).
+
+        `title`, `version` and any other `info` fields (``description``, ``contact``...) make
+        its ``info`` object. Mounted apps, static folders and the framework's own routes
+        (``api_docs``, ``health``) are left out.
+        """
+        from .openapi.document import build_document
+
+        routes = self._routes
+        return build_document(
+            routes.resources(), routes.converters, title=title, version=version, info=info
+        )
+
+    def api_docs(
+        self,
+        path: str = "/docs",
+        spec: str = "/openapi.json",
+        *,
+        title: str = "microwsgi app",
+        version: str = "0.1.0",
+    ) -> None:
+        """Serve this app's OpenAPI document at ``GET spec`` and an interactive page for it
+        (Swagger UI 5, served by the app itself, never from a CDN) at ``GET path``
+        (docs/openapi.md). These routes are not in the document."""
+        from .openapi.docs import register_docs
+
+        document = partial(self.openapi, title=title, version=version)
+        register_docs(self._routes, document, path, spec, title)
+
     def routes(self) -> list[dict[str, Any]]:
         """Every route, mounted app and static folder, sorted by path, as dicts with the keys
         ``verbs``, ``path``, ``name``, ``handler`` (``module.qualname``) and ``middleware``

@@ -87,6 +87,13 @@ class DeclaredType:
                 f"validate and describe: {problem}"
             ) from None
 
+    def validate(self, part: str, value: Any) -> Any:
+        """`value` validated; a 422 naming `part` ('body', 'query') when it does not fit."""
+        try:
+            return self.adapter.validate_python(value)
+        except ValidationError as exc:
+            raise Invalid(part, exc) from None
+
 
 class BodyType(DeclaredType):
     """``body=T``: the JSON body, validated into ``request['body_model']``."""
@@ -100,10 +107,7 @@ class BodyType(DeclaredType):
         value = request["json"]  # invalid JSON is a 400 here
         if value is None and not sends_json(request):
             raise HTTPError(415, "send the request body as JSON (Content-Type: application/json)")
-        try:
-            return self.adapter.validate_python(value)
-        except ValidationError as exc:
-            raise Invalid("body", exc) from None
+        return self.validate("body", value)
 
 
 class QueryType(DeclaredType):
@@ -119,10 +123,7 @@ class QueryType(DeclaredType):
         query = request["query"]
         lists = self.lists
         values = {key: query.getlist(key) if key in lists else query[key] for key in query}
-        try:
-            return self.adapter.validate_python(values)
-        except ValidationError as exc:
-            raise Invalid("query", exc) from None
+        return self.validate("query", values)
 
 
 class AnswerType(DeclaredType):
