@@ -145,6 +145,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "access_log": not args.no_access_log,
     }
     inherited = os.environ.pop(reload.ENV_FD, None)
+    if inherited is not None:  # a --reload child: templates reload when changed, as code does
+        from ..templates import RELOAD_ENV
+
+        os.environ[RELOAD_ENV] = "1"
     if args.reload and inherited is None:
         try:
             sock = sockets.bind(args.host, args.port)
