@@ -202,7 +202,7 @@ class Server(Registrar):
         spec = f"GET {prefix.rstrip('/')}/*path"
         chain = check_middleware(f"route {spec!r}", middleware)
         described = f"{qualified_name(static_handler)}({directory!r})"
-        self._routes.add(spec, handler, chain, (), name, "static", described)
+        self._routes.add(spec, handler, chain, (), name, "static", described, static=True)
 
     def health(
         self, path: str = "/healthz", checks: Mapping[str, HealthCheck] | None = None
@@ -229,6 +229,38 @@ class Server(Registrar):
         caller = sys._getframe(1).f_globals.get("__file__")
         self.jinja_env = create_environment(folder, caller, self.debug, jinja_options)
         return self.jinja_env
+
+    def openapi(
+        self, *, title: str = "microwsgi app", version: str = "0.1.0", **info: Any
+    ) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this app's routes, as a dict (docs/openapi.md).
+
+        `title`, `version` and any other `info` fields (``description``, ``contact``...) make
+        its ``info`` object. Mounted apps, static folders and the framework's own routes
+        (``api_docs``, ``health``) are left out.
+        """
+        from .openapi.document import build_document
+
+        routes = self._routes
+        return build_document(
+            routes.resources(), routes.converters, title=title, version=version, info=info
+        )
+
+    def api_docs(
+        self,
+        path: str = "/docs",
+        spec: str = "/openapi.json",
+        *,
+        title: str = "microwsgi app",
+        version: str = "0.1.0",
+    ) -> None:
+        """Serve this app's OpenAPI document at ``GET spec`` and an interactive page for it
+        (Swagger UI 5, served by the app itself, never from a CDN) at ``GET path``
+        (docs/openapi.md). These routes are not in the document."""
+        from .openapi.docs import register_docs
+
+        document = partial(self.openapi, title=title, version=version)
+        register_docs(self._routes, document, path, spec, title)
 
     def routes(self) -> list[dict[str, Any]]:
         """Every route, mounted app and static folder, sorted by path, as dicts with the keys

@@ -5,14 +5,14 @@ The site is served by microwsgi's development server on 127.0.0.1, its notes kep
 temporary SQLite file. The browser signs up, signs out, signs in, adds a note and sees it
 listed; then a page on another origin (another port: the same site, so the SameSite=Lax
 session cookie goes along) makes it post a form to the notes site, which must be refused for
-its missing CSRF token. Nothing is downloaded: selenium gets the driver's and the browser's
-paths, and the browser a fresh profile and the flags that keep it off the network.
+its missing CSRF token. The browser is tests/browser.py's: nothing is downloaded, selenium gets
+the driver's and the browser's paths, and the browser a fresh profile and the flags that keep
+it off the network.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from tools import require_program
+from browser import chromium
 
 from microwsgi import Server
 from microwsgi.server import DevServer
@@ -29,40 +29,14 @@ pytestmark = pytest.mark.e2e
 
 NOTES = Path(__file__).resolve().parents[2] / "examples" / "notes" / "app.py"
 WAIT = 20  # seconds any one page may take to appear (a bound, not a measurement)
-# What this closed network needs: chromium's background connections (updates, sync, field
-# trials, QUIC probes) otherwise wait on addresses that never answer.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 @pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A headless chromium under selenium, quit at the end whatever the test did."""
-    browser = require_program("chromium", "the notes example's browser test")
-    driver_path = require_program("chromedriver", "selenium drives chromium through it")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    # The explicit driver path keeps selenium-manager from looking for (or fetching) one.
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    try:
-        driver.set_page_load_timeout(WAIT)
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+def driver(tmp_path: Path) -> Iterator[Any]:
+    """Headless chromium (tests/browser.py), quit at the end whatever the test did."""
+    with chromium(tmp_path / "profile") as browser:
+        browser.set_page_load_timeout(WAIT)
+        yield browser
 
 
 @pytest.fixture
@@ -114,13 +88,12 @@ def fill_and_submit(driver: Any, **fields: str) -> None:
 
 
 def test_sign_up_sign_in_add_a_note_and_a_forged_post_refused(
-    chromium: Any, notes: tuple[ModuleType, str], attacker: str
+    driver: Any, notes: tuple[ModuleType, str], attacker: str
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as shown
 
     module, site = notes
-    driver = chromium
 
     driver.get(f"{site}/")  # not signed in: sent to the sign-in page
     wait_for(driver, shown.url_to_be(f"{site}/signin"))
