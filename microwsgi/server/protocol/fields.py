@@ -118,10 +118,7 @@ def build_request_head(
         raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
     # RFC 9112 §9.3: persistent by default on 1.1; on 1.0 only when the client asks. After a
     # CONNECT the bytes that follow would be a tunnel, never another request.
-    if version == "1.1":
-        keep_alive = "close" not in connection
-    else:
-        keep_alive = "keep-alive" in connection and "close" not in connection
+    keep_alive = "close" not in connection and (version == "1.1" or "keep-alive" in connection)
     path, query, authority = parts
     return RequestHead(
         method,

@@ -78,6 +78,7 @@ class HeadReader:
 
     __slots__ = (
         "_limits",
+        "_line_cap",
         "_scan",
         "_skipped_empty_line",
         "_trailers",
@@ -90,6 +91,9 @@ class HeadReader:
     def __init__(self, limits: Limits, *, trailers: bool = False) -> None:
         self._limits = limits
         self._trailers = trailers
+        # The request line a whole head may have; a longer one goes the line-by-line way,
+        # which checks the target's own length and the line's.
+        self._line_cap = min(limits.max_target, limits.max_request_line or limits.max_target)
         self.reset()
 
     def reset(self) -> None:
@@ -176,8 +180,7 @@ class HeadReader:
         limits = self._limits
         section = len(block) - len(first) - 2
         if (
-            len(first) > limits.max_target  # the line's length: the target's is less
-            or (limits.max_request_line is not None and len(first) > limits.max_request_line)
+            len(first) > self._line_cap
             or section > limits.max_header_bytes
             or len(lines) > limits.max_header_count
             or (
