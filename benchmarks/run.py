@@ -1,8 +1,8 @@
 """The one command: ``python -m benchmarks [--quick] [--sections ...]``.
 
 Runs the sections in order (1 in-process dispatch, 2 router scale, 3 gunicorn + wrk, 4 the
-development server, 5 the servers side by side), prints the markdown report (the README's
-performance section) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
+development server, 5 the servers side by side), prints the markdown report (docs/performance.md
+shows its figures) and writes it to ``benchmarks/RESULTS.md``; ``--json`` also saves the raw
 figures. Progress goes to stderr. Section 6, ``instructions`` (callgrind's instructions per
 request, ``instructions.py``), is not part of a full run: it is asked for by name, prints its
 counts and appends one row to its own history table in RESULTS.md, leaving the rest as it is.

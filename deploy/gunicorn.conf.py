@@ -31,7 +31,7 @@ bind = [os.environ.get("MICROWSGI_BIND", "127.0.0.1:8000")]
 #   that wait on other services, and for what only it does (TLS in gunicorn, HTTP/2).
 # - "microwsgi.workers.Worker": microwsgi's HTTP engine in gunicorn's processes; threads per
 #   process, kept-alive connections that hold no thread while idle, the most requests per CPU.
-#   It refuses TLS settings at boot and warns about the settings it ignores (README.md).
+#   It refuses TLS settings at boot and warns about the settings it ignores (docs/production.md).
 # deploy/README.md says more about when to pick which.
 _MICROWSGI_WORKER = "microwsgi.workers.Worker"
 worker_class = os.environ.get("MICROWSGI_WORKER_CLASS") or "sync"

@@ -1,6 +1,6 @@
 """microwsgi: the PyMicroHTTP API as a small, fast WSGI framework.
 
-Every name the README documents is imported from here (``from microwsgi import send_file``);
+Every name the documentation imports is imported from here (``from microwsgi import send_file``);
 the modules behind them are the package's own business.
 """
 

@@ -43,6 +43,12 @@ def status_code(value: object) -> int:
     return int(value)
 
 
+def is_error_status(value: object) -> bool:
+    """Whether `value` is a client or server error status, 400..599 (RFC 9110 §15.5, §15.6):
+    what `HTTPError` carries and error handlers are registered for."""
+    return isinstance(value, int) and 400 <= value <= 599
+
+
 def check_status_line(line: object) -> tuple[int, str]:
     """The code and reason of a WSGI status line ('200 OK' -> (200, 'OK')); ValueError for one
     that is not PEP 3333's '999 Reason'."""
@@ -81,7 +87,7 @@ def parse_content_length(value: str) -> int | None:
 
 
 # Default limits of a request head, shared by the parser's `Limits`, the server's
-# `ServerConfig`, the CLI and the README (RFC 9112 §3 recommends supporting request lines of
+# `ServerConfig`, the CLI and the docs (RFC 9112 §3 recommends supporting request lines of
 # at least 8000 octets; 8190 is what nginx and gunicorn allow).
 MAX_TARGET: Final = 8190  # request-target longer -> 414
 MAX_HEADER_BYTES: Final = 65536  # header section (request line excluded) -> 431

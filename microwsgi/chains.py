@@ -62,7 +62,17 @@ class Scope(Protocol):
 class Endpoint:
     """One registered verb at one pattern, as the user declared it."""
 
-    __slots__ = ("description", "groups", "handler", "label", "middleware", "name", "spec", "verb")
+    __slots__ = (
+        "description",
+        "groups",
+        "handler",
+        "internal",
+        "label",
+        "middleware",
+        "name",
+        "spec",
+        "verb",
+    )
 
     def __init__(
         self,
@@ -72,6 +82,8 @@ class Endpoint:
         groups: tuple[Scope, ...] = (),
         name: str | None = None,
         description: str | None = None,
+        *,
+        internal: bool = False,
     ) -> None:
         self.handler = handler
         self.middleware = middleware  # the route's own
@@ -80,6 +92,9 @@ class Endpoint:
         self.groups = groups  # the enclosing groups, outermost first
         self.name = name
         self.description = description  # what route listings call the handler, if not its name
+        # A route the framework registers for itself (``server.health()``, ``server.metrics()``):
+        # served like any other, left out of what documents the app's API (OpenAPI).
+        self.internal = internal
         self.label = f"{getattr(handler, '__qualname__', repr(handler))} ({spec})"
 
     def stack(self, shared: int = 0) -> list[Middleware]:

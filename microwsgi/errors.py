@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from ._http import reason_phrase
+from ._http import is_error_status, reason_phrase
 from .response import header_pairs
 
 __all__ = ["HTTPError", "abort"]
@@ -34,7 +34,7 @@ class HTTPError(Exception):
         message: str | None = None,
         headers: HeadersArg = None,
     ) -> None:
-        if not isinstance(status, int) or not 400 <= status <= 599:
+        if not is_error_status(status):
             raise ValueError(f"HTTPError status must be an int in 400..599, got {status!r}")
         self.status = status
         self.reason = reason_phrase(status)

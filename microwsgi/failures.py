@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from ._http import is_error_status
 from ._wsgi import StartResponse
 from .errors import HTTPError
 from .reporting import report
@@ -39,9 +40,8 @@ class ErrorAnswers:
     @staticmethod
     def check_key(key: object) -> None:
         """Refuse an `errorhandler` key that is neither an error status nor an exception class."""
-        valid_status = isinstance(key, int) and 400 <= key <= 599
         valid_class = isinstance(key, type) and issubclass(key, BaseException)
-        if not (valid_status or valid_class):
+        if not (is_error_status(key) or valid_class):
             raise ValueError(
                 f"errorhandler key must be a status 400..599 or an exception class, got {key!r}"
             )

@@ -13,6 +13,7 @@ import microwsgi._http
 from microwsgi._http import (
     TOKEN_RE,
     check_status_line,
+    is_error_status,
     parse_content_length,
     reason_phrase,
     status_code,
@@ -61,6 +62,12 @@ def test_a_handlers_status_is_an_int_from_100_to_599() -> None:
             status_code(wrong)
     with pytest.raises(ValueError, match="must be an int, got True"):
         status_code(True)  # a bool is an int to Python, never a status
+
+
+def test_an_error_status_is_400_to_599() -> None:
+    assert is_error_status(400) and is_error_status(599) and is_error_status(HTTPStatus.NOT_FOUND)
+    for other in (399, 600, 200, "404", 404.0, None):
+        assert not is_error_status(other)
 
 
 def test_a_wsgi_status_line_is_three_digits_then_the_reason() -> None:

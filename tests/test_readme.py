@@ -1,8 +1,8 @@
-"""The README holds: its imports resolve, one way each, its contents links lead somewhere, its
-test command is the one CI runs, and what it tells a newcomer to paste works as pasted.
+"""The README and the docs hold: their imports resolve, one way each, the README's links lead to
+pages and headings that exist, its test command is the one CI runs, and it stays a front page.
 
-Also the public API rule it states: every name the package exports is one the README documents,
-and no framework module lists an undocumented name in its ``__all__``.
+Also the public API rule they state: every name the package exports is one the documentation
+imports, and no framework module lists an undocumented name in its ``__all__``.
 """
 
 from __future__ import annotations
@@ -15,21 +15,19 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from doc_pages import ROOT, pages, python_blocks, read
 
 import microwsgi
 import microwsgi.server
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = read(ROOT / "README.md")
+# Everything the documentation says, README first: what it imports and names is the API.
+DOCS = "\n".join(read(page) for page in pages())
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-# The development server's modules are documented as a whole, by its own section; its embedding
+# The development server's modules are documented as a whole, by its own page; its embedding
 # API is imported from `microwsgi.server`, the one place its names come from.
 SERVER_MODULES = ("microwsgi.server",)
 SERVER_API = set(microwsgi.server.__all__)
-
-
-def python_blocks(text: str) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
 def imports_in(source: str) -> list[ast.ImportFrom | ast.Import]:
@@ -45,8 +43,8 @@ def imports_in(source: str) -> list[ast.ImportFrom | ast.Import]:
     return found
 
 
-def readme_imports() -> list[ast.ImportFrom | ast.Import]:
-    return [node for block in python_blocks(README) for node in imports_in(block)]
+def documented_imports() -> list[ast.ImportFrom | ast.Import]:
+    return [node for block in python_blocks(DOCS) for node in imports_in(block)]
 
 
 def imported_from(sources: list[str]) -> dict[str, set[str]]:
@@ -60,29 +58,29 @@ def imported_from(sources: list[str]) -> dict[str, set[str]]:
     return where
 
 
-def test_every_import_in_the_readme_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_import_in_the_docs_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT))  # `from examples.hello import server`
-    statements = readme_imports()
+    statements = documented_imports()
     assert any(isinstance(n, ast.ImportFrom) and n.module == "microwsgi" for n in statements)
     for node in statements:
         code = ast.unparse(node)
-        exec(compile(code, "README.md", "exec"), {})  # an ImportError names the statement
+        exec(compile(code, "the docs", "exec"), {})  # an ImportError names the statement
 
 
 def test_each_documented_name_is_imported_one_way_from_the_package() -> None:
-    sources = [*python_blocks(README), *(path.read_text() for path in EXAMPLES)]
+    sources = [*python_blocks(DOCS), *(path.read_text() for path in EXAMPLES)]
     where = imported_from(sources)
-    assert where, "the README imports nothing from microwsgi"
+    assert where, "the docs import nothing from microwsgi"
     for name, modules in where.items():
         home = "microwsgi.server" if name in SERVER_API - {"serve"} else "microwsgi"
         assert modules == {home}, f"{name} is imported from {sorted(modules)}"
 
 
-def test_the_package_exports_exactly_what_the_readme_imports_from_it() -> None:
-    documented = set(imported_from(python_blocks(README))) - (SERVER_API - {"serve"})
+def test_the_package_exports_exactly_what_the_docs_import_from_it() -> None:
+    documented = set(imported_from(python_blocks(DOCS))) - (SERVER_API - {"serve"})
     # serve is documented as `microwsgi.serve(app, ...)`, not imported in a snippet.
     assert set(microwsgi.__all__) == documented | {"serve"}
-    assert "microwsgi.serve(app, host, port" in README
+    assert "microwsgi.serve(app, host, port" in DOCS
 
 
 def framework_modules() -> list[str]:
@@ -94,40 +92,50 @@ def framework_modules() -> list[str]:
 
 
 @pytest.mark.parametrize("module_name", framework_modules())
-def test_module_all_lists_only_names_the_readme_documents(module_name: str) -> None:
+def test_module_all_lists_only_names_the_docs_document(module_name: str) -> None:
     module = importlib.import_module(module_name)
     exported = getattr(module, "__all__", None)
     assert exported is not None, f"{module_name} has no __all__"
     for name in exported:
         documented = (f"`{name}", f" {name}(", f".{name}`")  # `microwsgi.workers.Worker`
-        assert any(form in README for form in documented), f"{module_name}.{name}"
+        assert any(form in DOCS for form in documented), f"{module_name}.{name}"
 
 
-def test_contents_links_lead_to_headings() -> None:
-    def anchor(heading: str) -> str:
-        # GitHub's rule: lower case, punctuation dropped except - and _, spaces to dashes.
-        text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-        return text.replace(" ", "-")
+def github_anchor(heading: str) -> str:
+    # GitHub's rule: lower case, punctuation dropped except - and _, spaces to dashes.
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
 
-    headings = {anchor(h) for h in re.findall(r"^#{2,4} (.+)$", README, re.MULTILINE)}
-    contents = README.split("## Contents", 1)[1].split("\n## ", 1)[0]
-    links = re.findall(r"\]\(#([^)]+)\)", contents)
-    assert len(links) >= 20
-    for link in links:
-        assert link in headings, link
+
+def test_the_readme_links_lead_to_pages_and_headings_that_exist() -> None:
+    links = re.findall(r"\]\(([^)#]+\.md)(?:#([^)]+))?\)", README)
+    assert len(links) >= 15
+    for target, anchor in links:
+        page = ROOT / target
+        assert page.is_file(), target
+        if anchor:
+            headings = re.findall(r"^#{1,4} (.+)$", read(page), re.MULTILINE)
+            assert anchor in {github_anchor(h) for h in headings}, f"{target}#{anchor}"
+
+
+def test_the_readme_is_a_front_page_that_links_every_page() -> None:
+    assert len(README.splitlines()) <= 300
+    for page in pages()[1:]:
+        if page.name != "index.md":
+            assert f"](docs/{page.name}" in README or page.name in read("index.md"), page.name
 
 
 def test_the_two_set_up_commands_come_first_and_ci_runs_the_test_command() -> None:
     first_block = re.search(r"^```bash\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
     assert first_block is not None
-    assert README.index(first_block.group(0)) < README.index("## Contents")
+    assert README.index(first_block.group(0)) < README.index("## Quick start")
     commands = [line for line in first_block.group(1).splitlines() if line and line[0] != "#"]
     assert len(commands) == 2
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
 
 
 def documentation_files() -> list[Path]:
-    return [ROOT / "README.md", ROOT / "deploy" / "README.md", *EXAMPLES]
+    return [*pages(), ROOT / "deploy" / "README.md", *EXAMPLES]
 
 
 def test_curl_lines_that_send_json_say_so() -> None:
@@ -141,7 +149,7 @@ def test_curl_lines_that_send_json_say_so() -> None:
 def test_no_internal_issue_numbers_anywhere() -> None:
     pattern = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
     checked = 0
-    for folder in ("microwsgi", "benchmarks", "examples", "deploy", "tests", ".ci"):
+    for folder in ("microwsgi", "benchmarks", "examples", "deploy", "tests", ".ci", "docs"):
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and path.suffix in {".py", ".md", ".conf", ".toml", ""}:
                 checked += 1

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=config.threads,
-        help=f"worker threads (default: {config.threads})",
+        help=f"threads answering requests (default: {config.threads})",
     )
     run.add_argument("--reload", action="store_true", help="restart when Python sources change")
     run.add_argument("--max-body-size", type=int, default=config.max_body_size, metavar="BYTES")

@@ -56,7 +56,7 @@ OWN_OPTIONS: Final = {
 }
 
 # Settings this worker does not honour, and why. Each one set to something other than its
-# default is warned about at boot, in one line (the README's settings table lists them too).
+# default is warned about at boot, in one line (docs/production.md's settings table lists them too).
 _TLS_IN_FRONT = "terminate TLS in front of gunicorn (deploy/nginx.conf)"
 _TLS = f"it serves no TLS: {_TLS_IN_FRONT}"
 _HTTP2 = "it serves HTTP/1.1 only"

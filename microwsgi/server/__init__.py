@@ -5,8 +5,8 @@ or a test), `Engine` (serve on sockets you already listen on, with your own `Hoo
 gunicorn worker needs), `ServerConfig` (every option and its default) and `BindError`.
 
 Inside, in layers: ``protocol/`` is sans-IO HTTP/1.1; ``wsgi.py`` and ``exchange.py`` the
-PEP 3333 bridge; ``worker.py`` serves a connection, on threads run by ``mux.py`` (Linux) or
-``pool.py``; ``loop.py`` accepts, watches idle connections and stops gracefully;
+PEP 3333 bridge; ``responder.py`` serves a connection, on threads run by ``mux.py`` (Linux)
+or ``pool.py``; ``loop.py`` accepts, watches idle connections and stops gracefully;
 ``devserver.py`` binds and handles signals; ``sockets.py``, ``answers.py``, ``logs.py``,
 ``config.py`` and ``reload.py`` (``--reload``) serve them all.
 """

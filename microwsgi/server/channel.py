@@ -1,10 +1,10 @@
 """`Channel`: a client connection as the engine sees it.
 
-This module owns the record that travels between the loop thread and the workers: the client
-socket, its protocol state (`http`, a sans-IO `Connection`), where it came from, and the
-timing the engine needs (when an unfinished request head began, when the loop gives up on an
-idle connection, how long a worker may wait on it). A channel is owned by exactly one thread
-at a time: the loop's while it is idle, one worker's while it is served.
+This module owns the record that travels between the loop thread and the serving threads: the
+client socket, its protocol state (`http`, a sans-IO `Connection`), where it came from, and
+the timing the engine needs (when an unfinished request head began, when the loop gives up on an
+idle connection, how long a thread may wait on it). A channel is owned by exactly one thread
+at a time: the loop's while it is idle, one serving thread's while it is served.
 """
 
 from __future__ import annotations
@@ -51,6 +51,6 @@ class Channel:
         # The loop's: watched by its selector, and when it gives up on the connection.
         self.registered = False
         self.deadline = 0.0
-        # The multiplexing workers': armed in their epoll set, and until when.
+        # The epoll threads' (mux.py): armed in their epoll set, and until when.
         self.in_epoll = False
         self.park_until = 0.0

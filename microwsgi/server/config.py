@@ -27,7 +27,7 @@ DEFAULT_PORT: Final = 9090
 class ServerConfig:
     """Server options; every one is also a keyword of `serve()` and `DevServer`."""
 
-    threads: int = 8  # worker threads
+    threads: int = 8  # threads answering requests
     max_target: int = MAX_TARGET  # longer request-target -> 414
     max_request_line: int | None = None  # longer request line (CRLF excluded) -> 414
     max_header_bytes: int = MAX_HEADER_BYTES  # larger header section -> 431
@@ -91,7 +91,7 @@ class ServerConfig:
 class Hooks:
     """What an embedder plugs into the engine; every hook is optional.
 
-    `prepare(exchange)` runs before the application, in the worker thread, once
+    `prepare(exchange)` runs before the application, in the serving thread, once
     `exchange.environ` is built from `exchange.head`: it may add or change environ keys (say
     `wsgi.url_scheme` from a trusted proxy's header), set `exchange.close_after` (the answer
     then says `Connection: close`) or run a pre-request hook. If it raises `ProtocolError`,

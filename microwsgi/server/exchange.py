@@ -25,7 +25,7 @@ from .._http import parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
 from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
-from .sockets import recv_some, send_file
+from .sockets import recv_some, send_failure, sendfile_span
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -181,9 +181,7 @@ class Exchange:
             self.sock.sendall(data)  # PERF: the socket call itself (see sockets.send_all)
         except OSError as exc:
             self.client_gone = True
-            if isinstance(exc, BlockingIOError):  # SO_SNDTIMEO passed
-                exc = TimeoutError("timed out writing to the client")
-            raise ClientGone(f"sending the response: {exc}") from exc
+            raise ClientGone(f"sending the response: {send_failure(exc)}") from exc
 
     def start_response(
         self,
@@ -259,7 +257,7 @@ class Exchange:
         self.send(self.head_bytes(None, body))
         self.bytes_sent = len(body)
 
-    def send_file(self, span: tuple[int, int, int]) -> None:
+    def send_span(self, span: tuple[int, int, int]) -> None:
         """Send the file span (fd, offset, size) with `os.sendfile`."""
         fd, offset, size = span
         declared = self._declared_length()
@@ -270,7 +268,7 @@ class Exchange:
             return
         self.send(self.head_bytes(size))
         try:
-            sent = send_file(self.sock, fd, offset, size, self.io_timeout)
+            sent = sendfile_span(self.sock, fd, offset, size, self.io_timeout)
         except OSError as exc:
             self.client_gone = True
             raise ClientGone(f"sendfile: {exc}") from exc

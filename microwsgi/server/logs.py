@@ -6,7 +6,7 @@ application has not configured logging itself, so an application that has keeps 
 of where the lines go and how they look. An embedder replaces the access line altogether with
 the `access_log` hook (see `Hooks`).
 
-Writing happens off the request path: workers hand records to a `QueueHandler` and a
+Writing happens off the request path: serving threads hand records to a `QueueHandler` and a
 `QueueListener` thread formats and writes them, many lines to one write.
 """
 
@@ -98,7 +98,7 @@ class _Unprepared(QueueHandler):
     """Hands the record itself to the writer thread, which formats it there."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # PERF: QueueHandler formats and copies each record in the calling (worker) thread;
+        # PERF: QueueHandler formats and copies each record in the calling (serving) thread;
         # the record is ours alone (the logger does not propagate), so skip both.
         return record
 

@@ -8,11 +8,34 @@ timeout closes silently), the embedder's periodic `tick`, and a graceful stop: s
 accepting, close idle connections (or, with `keepalive_on_stop`, keep them that long for a
 request already on its way, answered with `Connection: close`), let in-flight requests finish
 for at most `shutdown_timeout`. When a connection becomes readable the loop hands it to the
-workers (``mux.py`` on Linux, ``pool.py`` elsewhere), which answer it (``worker.py``) and give
-it back.
+thread strategy (``mux.py`` on Linux, ``pool.py`` elsewhere), whose threads answer it
+(``responder.py``) and give it back.
 
 The engine binds nothing and installs no signal handler: `DevServer` (``devserver.py``) does
 both for the development server, and a gunicorn worker does its own.
+
+The loop thread alone touches the selector, the deadline heap, the listeners, `_idle_until`
+and a connection's `registered` and `deadline`. What the serving threads (and `stop()`, from
+any thread or a signal handler) share with it takes no lock:
+
+| field            | written by                  | why that is safe                            |
+|------------------|-----------------------------|---------------------------------------------|
+| `_returned`      | threads append (hand_back); | a deque: append and popleft are atomic      |
+|                  | the loop pops               |                                             |
+| `_wake_pending`  | threads set it, then wake;  | the loop clears it after the waker and      |
+|                  | the loop clears it          | before taking `_returned`: a connection     |
+|                  |                             | handed back after that finds it clear and   |
+|                  |                             | wakes the loop again (never a lost wake-up) |
+| `_open`          | the loop adds; any thread   | a set: add and discard are atomic           |
+|                  | discards (close)            |                                             |
+| `_accepting`,    | the loop                    | a closing thread reads them to decide to    |
+| `_ending`        |                             | wake the loop; the loop counts `_open` again|
+|                  |                             | after writing them, so one of the two sees  |
+|                  |                             | the other                                   |
+| `_stop_asked`,   | `stop()`, then it wakes the | flags the loop reads after every wake-up    |
+| `_force`         | loop                        |                                             |
+
+`stopping` and `_done` are Events.
 """
 
 from __future__ import annotations
@@ -28,15 +51,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from . import mux
 from .channel import Channel
 from .config import Hooks, ServerConfig
-from .pool import PoolWorkers
+from .pool import PoolThreads
 from .protocol.connection import Connection
+from .responder import HOLD, Responder, ThreadStrategy, time_out
 from .sockets import Waker, prepare_client
-from .worker import HOLD, Worker, Workers, time_out
 from .wsgi import WSGIApp, WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -54,9 +77,13 @@ class Engine:
     sockets it was handed. `stop()` may be called from any thread or a signal handler.
     `server_name` is the environ's SERVER_NAME (default: each socket's own address);
     `extra_environ` holds keys every request's environ starts with (say `wsgi.multiprocess`
-    under a pre-forking server), at no cost per request. `multiplex` picks the worker
-    strategy (default: the epoll workers where epoll exists).
+    under a pre-forking server), at no cost per request. `multiplex` picks the thread
+    strategy (default: the epoll threads where epoll exists): `epoll_threads` or
+    `pool_threads`, which a subclass may replace (the tests' subclass traces their steps).
     """
+
+    epoll_threads: ClassVar[type[mux.EpollThreads]] = mux.EpollThreads
+    pool_threads: ClassVar[type[PoolThreads]] = PoolThreads
 
     def __init__(
         self,
@@ -74,19 +101,19 @@ class Engine:
         self.config = config = config if config is not None else ServerConfig()
         config.check()
         self.hooks = hooks = hooks if hooks is not None else Hooks()
-        # Set by the loop thread once it stops: workers look at it. `closing`, set when a stop
-        # begins (or before the last of `max_requests`), makes every answer say close. `stop()`
-        # only raises the flags below, because it may run in a signal handler, where taking
-        # an event's lock could deadlock with the very code the signal interrupted.
+        # Set when a stop begins (or before the last of `max_requests` is answered): no more
+        # accepting, and every answer says close. `stop()` only raises the flags below,
+        # because it may run in a signal handler, where taking an event's lock could deadlock
+        # with the very code the signal interrupted.
         self.stopping = threading.Event()
-        self.closing = threading.Event()
+        self._ending = False  # the loop has closed down: it waits for in-flight requests only
         self._stop_asked = False
         self._force = False  # stop waiting for in-flight requests
         self._limits = config.limits()
         self._bridge = WSGIBridge(
             app,
             io_timeout=config.io_timeout,
-            stopping=self.closing,
+            stopping=self.stopping,
             access_log=config.access_log,
             hooks=hooks,
         )
@@ -107,13 +134,13 @@ class Engine:
         self._accept_error_logged = 0.0
         self._done = threading.Event()
         self._idle_until = float("inf")  # while stopping, when idle connections are closed
-        worker = Worker(self._bridge, config, self.stopping, self._stop_after_this_request)
+        responder = Responder(self._bridge, config, self._stop_after_this_request)
         if multiplex is None:
             multiplex = mux.AVAILABLE
-        self.workers: Workers = (
-            mux.EpollWorkers(config.threads, worker, self, config.header_timeout)
+        self.strategy: ThreadStrategy = (
+            self.epoll_threads(config.threads, responder, self, config.header_timeout)
             if multiplex
-            else PoolWorkers(config.threads, worker, self)
+            else self.pool_threads(config.threads, responder, self)
         )
 
     def _listener_environ(self, sock: socket.socket, server_name: str | None) -> dict[str, Any]:
@@ -146,9 +173,9 @@ class Engine:
         self._waker.wake()
 
     def _stop_after_this_request(self) -> None:
-        # A worker thread, before answering: set the event now so that this answer already
+        # A serving thread, before answering: set the event now so that this answer already
         # says `Connection: close`.
-        self.closing.set()
+        self.stopping.set()
         self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -180,7 +207,7 @@ class Engine:
                     elif data is self:
                         self._take_returned()
                     else:
-                        self._accept(key.fileobj)  # type: ignore[arg-type]
+                        self.accept(key.fileobj)  # type: ignore[arg-type]
                 now = time.monotonic()
                 self._expire(now)
                 if now >= next_tick:
@@ -207,7 +234,7 @@ class Engine:
             if type(channel) is Channel and channel.deadline > self._idle_until:
                 channel.deadline = self._idle_until
                 self._push_deadline(channel)
-        self.closing.set()  # last: whoever waits for it finds the listeners closed
+        self.stopping.set()  # last: whoever waits for it finds the listeners closed
         return now + self.config.shutdown_timeout
 
     def _tick(self) -> None:
@@ -225,8 +252,8 @@ class Engine:
 
     def _close_down(self, deadline: float | None) -> None:
         """Stop accepting, close idle connections, wait (bounded) for in-flight ones."""
-        self.closing.set()
         self.stopping.set()
+        self._ending = True
         sel = self._selector
         self._pause_accepting()
         for sock in self._listeners:
@@ -236,7 +263,7 @@ class Engine:
                 sel.unregister(key.fileobj)
                 key.data.registered = False
                 self.close(key.data)
-        self.workers.begin_stop()  # parked connections come back to be closed
+        self.strategy.begin_stop()  # parked connections come back to be closed
         if deadline is None:
             deadline = time.monotonic() + self.config.shutdown_timeout
         tick, interval = self.hooks.tick, self.hooks.tick_interval
@@ -252,7 +279,7 @@ class Engine:
             sel.select(min(deadline, next_tick if tick is not None else deadline) - now)
             self._take_returned()
         stop_by = min(deadline, time.monotonic() + 1.0)
-        self.workers.stop(stop_by)
+        self.strategy.stop(stop_by)
         self.release()
 
     def release(self) -> None:
@@ -262,7 +289,7 @@ class Engine:
             sock.close()
         self._selector.close()
         self._waker.close()
-        self.workers.close()
+        self.strategy.close()
         self._done.set()
         self._close_returned()
 
@@ -286,8 +313,9 @@ class Engine:
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(sock)
 
-    def _accept(self, listener: socket.socket) -> None:
-        if self.closing.is_set():
+    def accept(self, listener: socket.socket) -> None:
+        """Take one connection from `listener` (the loop thread's step when it is readable)."""
+        if self.stopping.is_set():
             # The last of max_requests is being answered: the next connection is for another
             # process sharing the socket (a gunicorn worker's successor), so leave it queued.
             self._pause_accepting()
@@ -295,7 +323,7 @@ class Engine:
         config, cap = self.config, self.config.max_connections
         if cap is not None and len(self._open) >= cap:
             # gunicorn's worker_connections: the rest wait in the backlog, none refused.
-            self._pause_accepting()
+            self._pause_at_cap(cap)
             return
         # One connection a wake-up: the listener stays readable while more wait, and other
         # processes sharing it (gunicorn's workers) each take their part of a burst. Taking
@@ -321,7 +349,14 @@ class Engine:
         self._open.add(channel)
         self._register(channel, now)
         if cap is not None and len(self._open) >= cap:
-            self._pause_accepting()  # at the cap now: not even a look at the next one
+            self._pause_at_cap(cap)  # at the cap now: not even a look at the next one
+
+    def _pause_at_cap(self, cap: int) -> None:
+        self._pause_accepting()
+        # A thread closing a connection wakes the loop only if it sees `_accepting` False; one
+        # that looked just before the pause did not, so count again now that it is paused.
+        if len(self._open) < cap:
+            self._resume_accepting()
 
     # -- idle connections -----------------------------------------------------------------------
 
@@ -331,7 +366,7 @@ class Engine:
             channel.deadline = channel.started + config.header_timeout
         else:
             channel.deadline = now + config.keepalive_timeout
-        if self.closing.is_set():
+        if self.stopping.is_set():
             channel.deadline = min(channel.deadline, self._idle_until)
         try:
             self._selector.register(channel.sock, selectors.EVENT_READ, channel)
@@ -356,20 +391,20 @@ class Engine:
     def _dispatch(self, channel: Channel) -> None:
         self._selector.unregister(channel.sock)
         channel.registered = False
-        self.workers.dispatch(channel)
+        self.strategy.dispatch(channel)
 
     def _take_returned(self) -> None:
         self._waker.clear()
         self._wake_pending = False
-        returned, now, stopping = self._returned, time.monotonic(), self.stopping.is_set()
+        returned, now, ending = self._returned, time.monotonic(), self._ending
         while returned:
             channel = returned.popleft()
-            if stopping:
+            if ending:
                 self.close(channel)
             else:
                 self._register(channel, now)
         cap = self.config.max_connections
-        if self.closing.is_set():
+        if self.stopping.is_set():
             return  # a stop has begun: no more accepting
         if not self._accepting and (cap is None or len(self._open) < cap):
             self._resume_accepting()
@@ -379,19 +414,19 @@ class Engine:
         while heap and heap[0][0] <= now:
             deadline, _, channel = heapq.heappop(heap)
             if not channel.registered or channel.deadline != deadline:
-                continue  # handed to a worker or re-registered since: a stale entry
+                continue  # handed to the threads or re-registered since: a stale entry
             self._selector.unregister(channel.sock)
             channel.registered = False
             if channel.started is not None:
                 time_out(channel)
             self.close(channel)
 
-    # -- the workers' side (the `Owner` interface) ---------------------------------------------
+    # -- the threads' side (the `Owner` interface) ---------------------------------------------
 
     def hand_back(self, channel: Channel) -> None:
         """Take an idle connection back into the selector (any thread)."""
         self._returned.append(channel)
-        if self._done.is_set():  # a worker that outlived the loop (stuck past the stop)
+        if self._done.is_set():  # a thread that outlived the loop (stuck past the stop)
             self._close_returned()
         else:
             self._wake_once()
@@ -399,10 +434,10 @@ class Engine:
     def close(self, channel: Channel) -> None:
         """Close a connection (any thread)."""
         self._open.discard(channel)
-        self.workers.forget(channel)
+        self.strategy.forget(channel)
         with contextlib.suppress(OSError):
             channel.sock.close()
-        if not self._accepting or self.stopping.is_set():
+        if not self._accepting or self._ending:
             self._wake_once()  # the loop may be waiting for a free slot or for the last one
 
     def _wake_once(self) -> None:

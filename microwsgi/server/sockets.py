@@ -4,7 +4,7 @@ This module owns every system call on a socket that is not "accept" or "wait for
 binding a listening socket (with one-line errors), how a client socket is set up (blocking
 with kernel timeouts, no Nagle), reads and writes that never wait past a bound, `os.sendfile`,
 closing after an error answer without destroying it, and the socketpair that wakes a thread
-blocked in select or epoll. Which socket to read when is the workers' business; HTTP is the
+blocked in select or epoll. Which socket to read when is the thread strategies'; HTTP is the
 protocol's.
 
 Client sockets are blocking with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO). PERF: the hot path
@@ -130,6 +130,18 @@ def receive(sock: socket.socket, flags: int = 0) -> memoryview:
     return view[: sock.recv_into(view, RECV_SIZE, flags)]
 
 
+def send_failure(exc: OSError) -> OSError:
+    """What a failed send on a client socket means: a blocking send that gives up with EAGAIN
+    has waited out SO_SNDTIMEO (the client stopped reading), a TimeoutError; else `exc`."""
+    if isinstance(exc, BlockingIOError):
+        return _timed_out("writing to")
+    return exc
+
+
+def _timed_out(doing: str) -> TimeoutError:
+    return TimeoutError(f"timed out {doing} the client")
+
+
 def recv_some(sock: socket.socket, timeout: float) -> bytes:
     """Bytes from `sock` (b'' at EOF), waiting up to about `timeout`; raises TimeoutError."""
     try:
@@ -139,18 +151,18 @@ def recv_some(sock: socket.socket, timeout: float) -> bytes:
     if _wait(sock, False, timeout):
         with contextlib.suppress(BlockingIOError):
             return bytes(receive(sock, socket.MSG_DONTWAIT))
-    raise TimeoutError("timed out reading from the client")
+    raise _timed_out("reading from")
 
 
 def send_all(sock: socket.socket, data: bytes) -> None:
     """Write all of `data`; each blocking step is bounded by the socket's SO_SNDTIMEO."""
     try:
         sock.sendall(data)
-    except BlockingIOError:
-        raise TimeoutError("timed out writing to the client") from None
+    except BlockingIOError as exc:
+        raise send_failure(exc) from None
 
 
-def send_file(sock: socket.socket, fd: int, offset: int, size: int, timeout: float) -> int:
+def sendfile_span(sock: socket.socket, fd: int, offset: int, size: int, timeout: float) -> int:
     """Send `size` bytes of file `fd` from `offset` with `os.sendfile`; the count sent.
 
     Fewer bytes than `size` means the file was shorter. Raises OSError (TimeoutError when the
@@ -162,7 +174,7 @@ def send_file(sock: socket.socket, fd: int, offset: int, size: int, timeout: flo
             count = os.sendfile(sock.fileno(), fd, offset + sent, size - sent)
         except BlockingIOError:
             if not _wait(sock, True, timeout):
-                raise TimeoutError("timed out writing to the client") from None
+                raise _timed_out("writing to") from None
             continue
         if count == 0:
             break

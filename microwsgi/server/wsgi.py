@@ -322,7 +322,7 @@ def _send(exchange: Exchange, result: Iterable[bytes]) -> None:
         return
     span = result.sendfile_span() if type(result) is FileWrapper else None
     if span is not None:
-        exchange.send_file(span)
+        exchange.send_span(span)
         return
     for chunk in result:
         if chunk:

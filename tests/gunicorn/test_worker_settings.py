@@ -5,9 +5,9 @@ The worker under a real gunicorn is tested end to end in tests/e2e/test_worker*.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+import doc_pages
 import gunicorn
 import pytest
 from gunicorn.config import Config
@@ -123,10 +123,10 @@ def test_every_ignored_setting_is_one_gunicorn_knows() -> None:
     assert set(NOT_HONOURED) <= set(Config().settings)
 
 
-def test_the_readme_lists_every_ignored_setting_and_every_own_option() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index("### The gunicorn worker class")
-    section = readme[start : readme.index("\n## ", start)]
+def test_the_docs_list_every_ignored_setting_and_every_own_option() -> None:
+    section = doc_pages.section(
+        "production.md", "The gunicorn worker class: `microwsgi.workers.Worker`"
+    )
     for name in [*NOT_HONOURED, *OWN_OPTIONS]:
         assert f"`{name}`" in section, name
 

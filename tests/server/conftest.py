@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import live_apps
 import pytest
 from gunicorn_process import PLAIN_CONFIG, Gunicorn, stop_all
 from server_live import LiveServer, StartEngine, StartLive, listening, running, serving
+from tracing import Trace, TracedEngine
 
 from microwsgi.server import Engine, Hooks, ServerConfig
 
@@ -39,7 +40,8 @@ WORKER_VARIABLES = {
 def start_engine() -> Iterator[StartEngine]:
     """`start_engine(app, hooks=None, multiplex=None, trace=None, **options)` -> (engine,
     port): an engine serving `app` from a thread on a free 127.0.0.1 port, stopped (and
-    waited for) when the test ends. `trace` becomes its workers' `trace_for_tests`."""
+    waited for) when the test ends. With a `trace` (tracing.Trace), the engine is a
+    `TracedEngine` whose thread strategy reports its scheduling steps to it."""
     with contextlib.ExitStack() as stack:
 
         def start(
@@ -47,13 +49,17 @@ def start_engine() -> Iterator[StartEngine]:
             *,
             hooks: Hooks | None = None,
             multiplex: bool | None = None,
-            trace: Callable[..., object] | None = None,
+            trace: Trace | None = None,
             **options: Any,
         ) -> tuple[Engine, int]:
             sock = listening()
             options.setdefault("access_log", False)
-            engine = Engine(app, [sock], ServerConfig(**options), hooks, multiplex=multiplex)
-            engine.workers.trace_for_tests = trace  # type: ignore[attr-defined]
+            config = ServerConfig(**options)
+            engine = (
+                Engine(app, [sock], config, hooks, multiplex=multiplex)
+                if trace is None
+                else TracedEngine(app, [sock], config, hooks, multiplex=multiplex, trace=trace)
+            )
             stack.enter_context(running(engine))
             return engine, sock.getsockname()[1]
 

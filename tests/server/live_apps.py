@@ -314,7 +314,7 @@ def status_not_str_app(environ: dict[str, Any], start_response: Callable[..., An
 @named("exits")
 def exits_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
     if environ["PATH_INFO"] == "/exit":
-        sys.exit(3)  # not an Exception: it passes the bridge, the worker must survive it
+        sys.exit(3)  # not an Exception: it passes the bridge, the serving thread must survive it
     return text(start_response)
 
 

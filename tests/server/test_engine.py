@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from server_live import HAS_IPV6, Client, StartEngine, get, hello_app, listening, running
+from tracing import Trace
 
 from microwsgi.server import Engine, Hooks, ServerConfig, mux
 from microwsgi.server.exchange import Exchange
@@ -139,7 +140,7 @@ def test_keepalive_on_stop_answers_a_request_on_an_idle_connection_with_close() 
             busy.send(get("/wait"))
             assert gate.entered.wait(WAIT)
             engine.stop()
-            assert engine.closing.wait(WAIT)
+            assert engine.stopping.wait(WAIT)
             with pytest.raises(OSError):  # no longer accepting
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
             # A request that was on its way when the stop began is answered, and says close.
@@ -157,26 +158,21 @@ def test_keepalive_on_stop_answers_a_request_on_an_idle_connection_with_close() 
     assert gate.paths == ["/first", "/first", "/wait", "/late"]
 
 
-@pytest.mark.skipif(not mux.AVAILABLE, reason="the sweep is the epoll workers' (Linux)")
+@pytest.mark.skipif(not mux.AVAILABLE, reason="the sweep is the epoll threads' (Linux)")
 @pytest.mark.parametrize("where", ["parked", "in-the-loop"])
 def test_keepalive_on_stop_closes_a_connection_that_stays_idle_that_long(
     start_engine: StartEngine, where: str
 ) -> None:
-    # Wherever the idle connection waits when the stop begins (parked by a worker, or back
+    # Wherever the idle connection waits when the stop begins (parked by a thread, or back
     # in the loop's selector), its keep-alive minute is cut short.
-    swept = threading.Event()
-
-    def trace(step: str, channel: object) -> None:
-        if step == "sweep":
-            swept.set()
-
+    trace = Trace()
     engine, port = start_engine(
         hello_app, trace=trace, multiplex=True, keepalive_timeout=60, keepalive_on_stop=0.2
     )
     with Client(port) as idle:
         assert idle.request(get()).status == 200
         if where == "in-the-loop":
-            assert swept.wait(WAIT)  # the workers gave it back to the loop's selector
+            trace.wait_for("sweep")  # the threads gave it back to the loop's selector
         engine.stop()
         assert idle.closed()  # within the client's 5 s, not the minute; no 408
         assert engine.wait(WAIT)
@@ -190,7 +186,7 @@ def test_after_max_requests_idle_connections_still_get_their_next_request_answer
         assert first.request(get()).header("Connection") is None
         last = second.request(get())
         assert last.header("Connection") == "close" and second.closed()
-        assert engine.closing.wait(WAIT)
+        assert engine.stopping.wait(WAIT)
         # The other client did not know: its next request is answered all the same.
         late = first.request(get())
         assert late.status == 200 and late.header("Connection") == "close"
@@ -216,7 +212,7 @@ def test_a_stuck_request_holds_the_stop_no_longer_than_its_bound(
         if not force:
             assert "1 connection(s) still busy at shutdown" in caplog.text
         gate.open.set()
-        # The worker outlived the engine: its answer still goes out, then the connection is
+        # The thread outlived the engine: its answer still goes out, then the connection is
         # closed, not left behind.
         assert client.response().header("Connection") == "close"
         assert client.closed()
@@ -277,16 +273,15 @@ def test_a_wake_up_accepts_one_connection_and_leaves_the_rest_of_a_burst() -> No
     engine = Engine(hello_app, [sock], config())
     clients = [socket.create_connection(sock.getsockname()) for _ in range(3)]
     try:
-        engine._accept(sock)
+        engine.accept(sock)
         assert engine.open_connections == 1
-        engine._accept(sock)
+        engine.accept(sock)
         assert engine.open_connections == 2
     finally:
-        for channel in list(engine._open):
-            engine.close(channel)
+        with running(engine):
+            pass  # its stop closes the connections it accepted
         for client in clients:
             client.close()
-        engine.release()
 
 
 def test_at_the_connection_cap_the_next_one_waits_in_the_backlog() -> None:

@@ -46,7 +46,7 @@ def test_an_app_exiting_is_logged_and_only_its_connection_closed(live: StartLive
     with Client(server.port) as client:
         client.send(get("/exit"))
         assert client.closed()
-    with Client(server.port) as client:  # the only worker thread is still there
+    with Client(server.port) as client:  # the only serving thread is still there
         assert client.request(get()).body == b"ok"
     server.logged("unexpected error serving 127.0.0.1")
 

@@ -55,11 +55,11 @@ def test_pipelined_requests_are_answered_in_order(live: StartLive) -> None:
         assert [a.body for a in answers] == [b"abc", b"", b"xy"]
 
 
-@pytest.mark.parametrize("multiplexing", [True, False], ids=["epoll-workers", "portable"])
-def test_both_worker_strategies_serve_keep_alive_and_pipelining(
+@pytest.mark.parametrize("multiplexing", [True, False], ids=["epoll-threads", "pool"])
+def test_both_thread_strategies_serve_keep_alive_and_pipelining(
     monkeypatch: pytest.MonkeyPatch, multiplexing: bool
 ) -> None:
-    # Linux runs the multiplexing workers; other systems the portable path, checked here too.
+    # Linux runs the epoll threads; other systems the pool, checked here too.
     if multiplexing and not mux.AVAILABLE:
         pytest.skip("no epoll on this system")
     monkeypatch.setattr(mux, "AVAILABLE", multiplexing)

@@ -1,14 +1,13 @@
-"""The portable worker strategy (microwsgi.server.pool), where epoll is missing, over sockets.
+"""The portable thread strategy (microwsgi.server.pool), where epoll is missing, over sockets.
 
-Linux runs the multiplexing workers; these tests force the pool so that its paths run too: a
-pipelining client giving way after its turn, the header timeout while a worker waits on its
+Linux runs the epoll threads; these tests force the pool so that its paths run too: a
+pipelining client giving way after its turn, the header timeout while a thread waits on its
 connection, and a graceful stop (keep-alive and pipelining on both strategies are in
 test_loop.py).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,66 +23,49 @@ from server_live import (
     pipeline,
     port_of,
 )
+from tracing import Trace
 
 from microwsgi.server import Engine
-from microwsgi.server.channel import Channel
-from microwsgi.server.pool import PoolWorkers
-
-
-class Queued:
-    """Which connections had to wait for a worker (the pool's trace)."""
-
-    def __init__(self) -> None:
-        self.ports: list[int] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, step: str, channel: Channel) -> None:
-        with self._cond:
-            self.ports.append(int(channel.peer[1]))
-            self._cond.notify_all()
-
-    def wait_for(self, port: int) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: port in self.ports, WAIT)
+from microwsgi.server.pool import PoolThreads
 
 
 @pytest.fixture
-def pool(start_engine: StartEngine) -> Callable[..., tuple[Engine, Queued, int]]:
-    """Start an engine with the portable workers and their trace (stopped at the end)."""
+def pool(start_engine: StartEngine) -> Callable[..., tuple[Engine, Trace, int]]:
+    """Start an engine with the pool and its trace (stopped at the end)."""
 
-    def start(app: Any, **options: Any) -> tuple[Engine, Queued, int]:
-        queued = Queued()
-        engine, port = start_engine(app, multiplex=False, trace=queued, **options)
-        assert isinstance(engine.workers, PoolWorkers)
-        return engine, queued, port
+    def start(app: Any, **options: Any) -> tuple[Engine, Trace, int]:
+        trace = Trace()
+        engine, port = start_engine(app, multiplex=False, trace=trace, **options)
+        assert isinstance(engine.strategy, PoolThreads)
+        return engine, trace, port
 
     return start
 
 
 def test_a_pipelining_client_gives_way_after_its_turn(
-    pool: Callable[..., tuple[Engine, Queued, int]],
+    pool: Callable[..., tuple[Engine, Trace, int]],
 ) -> None:
     app = App("/a/0")
-    _, queued, port = pool(app, threads=1)
+    _, trace, port = pool(app, threads=1)
     with Client(port) as a, Client(port) as b:
         a.send(pipeline("a", 50))
         assert app.entered["/a/0"].wait(WAIT)
         b.send(get("/b"))
-        queued.wait_for(port_of(b))  # B waits for the only worker
+        trace.wait_for("queue", port_of(b))  # B waits for the only thread
         app.gates["/a/0"].set()
         assert [a.response().body for _ in range(50)] == [f"/a/{i}".encode() for i in range(50)]
         assert b.response().body == b"/b"
         # A went to the back of the queue after its turn: B was answered after 16 of A's.
         assert app.order().index("/b") == 16
-        queued.wait_for(port_of(a))
+        trace.wait_for("queue", port_of(a))
 
 
-def test_trickled_header_bytes_time_out_while_the_worker_waits(
-    pool: Callable[..., tuple[Engine, Queued, int]],
+def test_trickled_header_bytes_time_out_while_the_thread_waits(
+    pool: Callable[..., tuple[Engine, Trace, int]],
 ) -> None:
     _, _, port = pool(hello_app, threads=2, header_timeout=0.3)
     with Client(port) as client:
-        # The first bytes reach a worker, which then waits on this connection for the rest.
+        # The first bytes reach a thread, which then waits on this connection for the rest.
         client.send(b"GET / HTTP/1.1\r\n")
         with pytest.raises((BrokenPipeError, ConnectionResetError)):
             for byte in b"Host: t\r\nX-Slow: " + b"a" * 1000:
@@ -93,7 +75,7 @@ def test_trickled_header_bytes_time_out_while_the_worker_waits(
 
 
 def test_graceful_stop_closes_idle_connections(
-    pool: Callable[..., tuple[Engine, Queued, int]],
+    pool: Callable[..., tuple[Engine, Trace, int]],
 ) -> None:
     engine, _, port = pool(hello_app, threads=2)
     with Client(port) as idle:

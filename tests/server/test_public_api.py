@@ -1,7 +1,8 @@
-"""The server's public surface: the names the README documents, and nothing else.
+"""The server's public surface: the names the docs document, and nothing else.
 
 `microwsgi.server.__all__` is the embedding API; the modules inside define no `__all__` of
-their own (they are internal). The README's "Embedding the server" example runs as written.
+their own (they are internal). The docs' "Embedding the server" example (docs/devserver.md)
+runs as written.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from pathlib import Path
 
 import microwsgi.server
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DEVSERVER_PAGE = Path(__file__).resolve().parents[2] / "docs" / "devserver.md"
 DOCUMENTED = {"BindError", "DevServer", "Engine", "Hooks", "ServerConfig", "serve"}
 
 
 def _section(title: str) -> str:
-    text = README.read_text("utf-8")
-    start = text.index(f"### {title}\n")
-    end = text.index("\n## ", start)
-    return text[start:end]
+    text = DEVSERVER_PAGE.read_text("utf-8")
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start)
+    return text[start : end if end != -1 else len(text)]
 
 
 def test_the_embedding_api_is_what_the_readme_documents() -> None:
@@ -46,5 +47,5 @@ def test_the_readme_embedding_example_runs() -> None:
     assert code is not None
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code.group(1), "README.md", "exec"), {})
+        exec(compile(code.group(1), "devserver.md", "exec"), {})
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", printed.getvalue())

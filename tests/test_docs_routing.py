@@ -1,8 +1,8 @@
-"""The README's routing sections run as written and do what their comments say.
+"""The routing page (docs/routing.md) does what its comments say.
 
 Each section's Python blocks are executed as they stand (Verb shortcuts, Typed parameters,
-Groups, URL building), then driven through WebTest. A `url_for(...)  # 'result'` line in the
-README is checked against the result its comment shows.
+Groups, URL building), then driven through WebTest. A `url_for(...)  # 'result'` line on the
+page is checked against the result its comment shows.
 """
 
 from __future__ import annotations
@@ -10,31 +10,27 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
+from doc_pages import ROOT, python_blocks
+from doc_pages import section as page_section
 
 from microwsgi.routing.listing import format_routes
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
 
 def section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n### {title}\n")
-    end = re.compile(r"\n#{2,3} ").search(text, start + 1)
-    return text[start : end.start() if end else len(text)]
+    return page_section("routing.md", title)
 
 
 def run_section(title: str) -> dict[str, Any]:
     """Execute every Python block of the section in one namespace; return it."""
-    blocks = re.findall(r"```python\n(.*?)```", section(title), re.S)
-    assert blocks, f"no Python block under '### {title}'"
-    namespace: dict[str, Any] = {"__name__": f"readme_{title.split()[0].lower()}"}
+    blocks = python_blocks(section(title))
+    assert blocks, f"no Python block under '## {title}'"
+    namespace: dict[str, Any] = {"__name__": f"docs_{title.split()[0].lower()}"}
     for block in blocks:
-        exec(compile(block, f"README.md ### {title}", "exec"), namespace)
+        exec(compile(block, f"routing.md ## {title}", "exec"), namespace)
     return namespace
 
 
@@ -76,7 +72,7 @@ def test_url_building_section() -> None:
 
 
 def test_listing_routes_section_shows_the_real_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    examples = README.parent / "examples"
+    examples = ROOT / "examples"
     monkeypatch.syspath_prepend(str(examples))
     spec = importlib.util.spec_from_file_location("library", examples / "library.py")
     assert spec is not None and spec.loader is not None

@@ -1,12 +1,13 @@
-"""Serving a connection: the one loop body that both worker strategies run.
+"""Serving a connection for a while: the turn that both thread strategies run.
 
-This module owns what a worker does with a connection it has been given: read what the client
-sent, answer each complete request through the WSGI bridge, answer a protocol error or a head
-that took too long (408) and close, and decide what happens next, as a `Turn`: close the
-connection, watch it for the next request, or serve it again soon because more requests are
-already buffered (a turn is at most `TURN_LIMIT` requests, so one pipelining client cannot
-starve the others). Which thread runs it, and where an idle connection waits, is the
-strategy's: ``mux.py`` (Linux, epoll) or ``pool.py`` (portable).
+This module owns what a thread does with a connection it has been given (a turn): read what
+the client sent, answer each complete request through the WSGI bridge, answer a protocol
+error or a head that took too long (408) and close, and decide what happens next, as a `Turn`:
+close the connection, watch it for the next request, or serve it again soon because more
+requests are already buffered (a turn is at most `TURN_LIMIT` requests, so one pipelining
+client cannot starve the others). Which thread runs it, and where an idle connection waits,
+is the thread strategy's: ``mux.py`` (Linux, epoll) or ``pool.py`` (portable); the interface
+between the strategies and the engine (`ThreadStrategy`, `Owner`) is declared here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import enum
 import itertools
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -38,7 +38,7 @@ HOLD: Final = 0.05
 
 
 class Turn(enum.Enum):
-    """How a worker's turn on a connection ended."""
+    """How a turn on a connection ended."""
 
     CLOSE = "close"  # the connection is finished (or broken): close it
     IDLE = "idle"  # nothing buffered: watch the socket for the client's next bytes
@@ -53,9 +53,7 @@ READY: Final = Turn.READY
 
 
 class Owner(Protocol):
-    """What a worker strategy needs from the engine that owns the connections."""
-
-    stopping: threading.Event
+    """What a thread strategy needs from the engine that owns the connections."""
 
     def hand_back(self, channel: Channel) -> None:
         """Take an idle connection back into the loop thread's selector."""
@@ -64,8 +62,8 @@ class Owner(Protocol):
         """Close a connection (from any thread)."""
 
 
-class Workers(Protocol):
-    """What the engine needs from a worker strategy (``mux.py``, ``pool.py``)."""
+class ThreadStrategy(Protocol):
+    """What the engine needs from a thread strategy (``mux.py``, ``pool.py``)."""
 
     def dispatch(self, channel: Channel) -> None:
         """Serve `channel`, which has bytes to read (loop thread)."""
@@ -74,7 +72,8 @@ class Workers(Protocol):
         """`channel` is being closed: drop whatever the strategy holds for it."""
 
     def begin_stop(self) -> None:
-        """The engine is stopping: give waiting connections back, wake the threads."""
+        """The engine's loop has closed down (it waits only for the connections in flight): give
+        waiting connections back, and let the threads end once their connection is done."""
 
     def stop(self, deadline: float) -> None:
         """Wait until `deadline` at most for the threads to end."""
@@ -83,19 +82,15 @@ class Workers(Protocol):
         """Release what the strategy holds (after `stop`)."""
 
 
-class Worker:
-    """Answers the requests of the connections it is given; shared by every worker thread."""
+class Responder:
+    """Answers the requests of the connections it is given, a turn at a time; one per engine,
+    shared by its threads."""
 
     def __init__(
-        self,
-        bridge: WSGIBridge,
-        config: ServerConfig,
-        stopping: threading.Event,
-        on_last_request: Callable[[], object],
+        self, bridge: WSGIBridge, config: ServerConfig, on_last_request: Callable[[], object]
     ) -> None:
         self._bridge = bridge
         self._header_timeout = config.header_timeout
-        self._stopping = stopping
         self._max_requests = config.max_requests
         self._numbers = itertools.count(1)  # next() is atomic: no lock for the count
         self._on_last_request = on_last_request
@@ -104,7 +99,8 @@ class Worker:
         """Answer what `channel` has sent, at most TURN_LIMIT requests.
 
         `hold()` says how long to wait on this connection for its next request before giving
-        it up (None: never wait, the strategy watches idle connections itself).
+        it up (None: never wait, the strategy watches idle connections itself; a strategy
+        whose engine has closed down says 0).
         """
         try:
             try:
@@ -127,8 +123,6 @@ class Worker:
                         # A pipelined request already begun is not reported by the socket again.
                         return READY if channel.started is not None else IDLE
                 elif event is NEED_DATA:
-                    if self._stopping.is_set():
-                        return CLOSE
                     wait = hold() if hold is not None else 0.0
                     started = channel.started
                     if started is not None:
@@ -145,7 +139,7 @@ class Worker:
                         return CLOSE
                 else:  # ConnectionClosed: the peer is done with us
                     return CLOSE
-        except BaseException:  # a bug here must not take the worker thread with it
+        except BaseException:  # a bug here must not take the thread with it
             log.exception("unexpected error serving %s", channel.peer[0])
             return CLOSE
 
