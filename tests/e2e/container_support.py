@@ -209,7 +209,7 @@ class Podman:
 
     def healthcheck(self, container: str) -> subprocess.CompletedProcess[str]:
         """``podman healthcheck run``: the image's HEALTHCHECK, run once inside the container
-        (exit status 0 and "healthy", or 1 and "unhealthy")."""
+        (exit status 0, or 1 and "unhealthy")."""
         return run(
             ["podman", *self.flags, "healthcheck", "run", container],
             PODMAN_TIMEOUT,

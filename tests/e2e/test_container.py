@@ -134,12 +134,9 @@ def test_every_process_in_the_container_runs_as_the_unprivileged_user(
         assert host_user != "0"
 
 
-def test_the_image_healthcheck_passes_inside_the_container(
-    podman: Podman, hello: Container
-) -> None:
+def test_the_healthcheck_passes_inside_the_container(podman: Podman, hello: Container) -> None:
     checked = podman.healthcheck(hello.name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert checked.stdout.strip() == "healthy"
     status = podman("inspect", "--format", "{{.State.Health.Status}}", hello.name)
     assert status.strip() == "healthy"
 
