@@ -11,7 +11,7 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
-from .middleware import cors, request_id, request_logger
+from .middleware import cors, request_id, request_logger, sessions
 from .response import make_response, redirect
 from .routing.groups import Group
 
@@ -31,6 +31,7 @@ __all__ = [
     "request_logger",
     "send_file",
     "serve",
+    "sessions",
     "set_cookie",
 ]
 

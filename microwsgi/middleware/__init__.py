@@ -10,5 +10,6 @@ they get the headers too). Chaining middleware is ``chains.py``'s business.
 from .cors import cors
 from .request_id import request_id
 from .request_logger import request_logger
+from .sessions import sessions
 
-__all__ = ["cors", "request_id", "request_logger"]
+__all__ = ["cors", "request_id", "request_logger", "sessions"]
