@@ -21,7 +21,7 @@ from ._address import check_address
 from ._http import parse_content_length
 from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
 from .chains import Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
-from .checks import check_factory
+from .checks import check_factory, check_order
 from .failures import ErrorAnswers
 from .observability.health import HealthCheck, health_handler
 from .request import Request, body_too_large, close_uploads, decode_path
@@ -118,6 +118,7 @@ class Server(Registrar):
             if not callable(mw):
                 raise ValueError(f"before_all middleware {mw!r} is not callable")
             check_factory("before_all", mw)
+            check_order("before_all", [*self._before_all, mw], complete=True)
             self._before_all.append(mw)
             self._ready = False
             return mw

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from .checks import check_factory, warn_dropped_answer
+from .checks import check_factory, check_order, warn_dropped_answer
 from .errors import HTTPError
 from .request import Request
 from .routing.spec import ANY_VERB
@@ -39,7 +39,8 @@ def check_middleware(
     owner: str, middleware: Middleware | Sequence[Middleware] | None
 ) -> list[Middleware]:
     """The middleware given to a route or group, as a list; ValueError names `owner`, and
-    TypeError a factory that does not return a handler (each is called once to see)."""
+    TypeError a factory that does not return a handler (each is called once to see) or one
+    listed before a middleware it must run inside."""
     if middleware is None:
         return []
     items: object = [middleware] if callable(middleware) else middleware
@@ -50,6 +51,7 @@ def check_middleware(
             raise ValueError(f"{owner}: middleware {item!r} is not callable")
     for item in items:
         check_factory(owner, item)
+    check_order(owner, items)
     return list(items)
 
 
