@@ -8,8 +8,11 @@ they get the headers too). Chaining middleware is ``chains.py``'s business.
 """
 
 from .auth import basic_auth, bearer_auth
+from .compress import compress
+from .conditional import conditional
 from .cors import cors
 from .csrf import csrf
+from .rate_limit import rate_limit
 from .request_id import request_id
 from .request_logger import request_logger
 from .sessions import sessions
@@ -17,8 +20,11 @@ from .sessions import sessions
 __all__ = [
     "basic_auth",
     "bearer_auth",
+    "compress",
+    "conditional",
     "cors",
     "csrf",
+    "rate_limit",
     "request_id",
     "request_logger",
     "sessions",
