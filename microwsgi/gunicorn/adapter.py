@@ -1,10 +1,11 @@
 """A request as gunicorn's own workers present it, for the gunicorn worker class (worker.py).
 
 This module owns what those workers add to the engine's environ and show their hooks: the
-scheme and the headers a trusted proxy may set (`forwarded_allow_ips`, `secure_scheme_headers`,
-`forwarder_headers`, `header_map`, a ``SCRIPT_NAME``), SERVER_NAME on a unix socket,
-``wsgi.errors`` writing to gunicorn's error log, and the `Request`/`Response` attributes that
-the pre/post_request hooks and gunicorn's access-log atoms read. Each rule mirrors gunicorn's
+client socket (``gunicorn.socket``), the scheme and the headers a trusted proxy may set
+(`forwarded_allow_ips`, `secure_scheme_headers`, `forwarder_headers`, `header_map`, a
+``SCRIPT_NAME``), SERVER_NAME on a unix socket, ``wsgi.errors`` writing to gunicorn's error
+log, and the `Request`/`Response` attributes that the pre/post_request hooks and gunicorn's
+access-log atoms read. Each rule mirrors gunicorn's
 (``gunicorn/http/message.py`` and ``http/wsgi.py``); parsing and the environ itself are the
 engine's, the worker's life is ``worker.py``'s.
 """
@@ -29,7 +30,8 @@ _TRUST_CACHE: Final = 1024
 
 
 class ProxyPolicy:
-    """Applies gunicorn's forwarding rules to one request (`apply`), from the worker's config.
+    """Applies gunicorn's forwarding rules to one request (`apply`, which also gives the
+    environ its ``gunicorn.socket``), from the worker's config.
 
     A peer is trusted when its address is in `forwarded_allow_ips` ("*": any), or when it came
     over a unix socket. Only a trusted peer's `secure_scheme_headers` decide the scheme (two
@@ -68,10 +70,13 @@ class ProxyPolicy:
         return known
 
     def apply(self, exchange: Exchange) -> None:
-        """Set the environ's scheme and forwarded keys; ProtocolError (400) where gunicorn's
-        parser refuses the request."""
+        """Add what gunicorn's workers add to the environ: the client socket, the scheme and
+        the forwarded keys; ProtocolError (400) where gunicorn's parser refuses the request."""
         environ, address = exchange.environ, exchange.peer[0]
-        trusted = self.trusts(address)
+        environ["gunicorn.socket"] = exchange.sock
+        trusted = self._trusted.get(address)  # PERF: the usual peer is known, no call
+        if trusted is None:
+            trusted = self.trusts(address)
         schemes = self._schemes if trusted else {}
         forwarders = self._forwarders if trusted else set()
         scheme: str | None = None

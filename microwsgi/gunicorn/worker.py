@@ -223,7 +223,6 @@ class Worker(base.Worker):  # type: ignore[misc]
         cfg = self.cfg
         limit = self.max_requests if cfg.max_requests > 0 else None
         self.config = server_config(cfg, limit)
-        self._in_flight: dict[Exchange, float] = {}
         self._proxy = ProxyPolicy(cfg)
         self._close_always = not cfg.keepalive
         self._pre_request = cfg.pre_request
@@ -240,8 +239,12 @@ class Worker(base.Worker):  # type: ignore[misc]
         if type(self.log) is Logger and not getattr(self.log, "access_log_enabled", True):
             self._access = None
         hooks = Hooks(
-            prepare=self.prepare,
-            finish=self.finish,
+            # PERF: the environ's additions alone when there is nothing else to do: one call.
+            prepare=self.prepare
+            if self._close_always or self._pre_request is not None
+            else self._proxy.apply,
+            # PERF: with neither, no hook after each request (nor the engine's timing of it).
+            finish=None if self._access is None and self._post_request is None else self.finish,
             tick=self.heartbeat,
             # gunicorn asks for a notify() at least every self.timeout seconds.
             tick_interval=min(1.0, self.timeout / 2) if self.timeout else 1.0,
@@ -263,8 +266,6 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     def prepare(self, exchange: Exchange) -> None:
         """What gunicorn's workers do before calling the application."""
-        self._in_flight[exchange] = time.monotonic()
-        exchange.environ["gunicorn.socket"] = exchange.sock
         if self._close_always:
             exchange.close_after = True
         self._proxy.apply(exchange)
@@ -273,10 +274,7 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     def finish(self, exchange: Exchange) -> None:
         """The access line through gunicorn's logger, then the post_request hook."""
-        self._in_flight.pop(exchange, None)
         access, post_request = self._access, self._post_request
-        if access is None and post_request is None:
-            return
         request, response = RequestView(exchange), ResponseView(exchange)
         try:
             if access is not None:
@@ -299,14 +297,15 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.notify()
 
     def healthy(self) -> bool:
-        """False when every thread has been inside one request for longer than `timeout`
-        (half gunicorn's): the notifications stop, and the arbiter kills the worker once its
-        own timeout has passed without one, and starts a fresh one."""
+        """False when every thread has been answering one connection for longer than `timeout`
+        (half gunicorn's; its request, or the requests a pipelining client had already sent):
+        the notifications stop, and the arbiter kills the worker once its own timeout has
+        passed without one, and starts a fresh one. PERF: the engine's count, kept for its
+        own scheduling, not a record of every request."""
         if not self.timeout:
             return True
-        since = time.monotonic() - self.timeout
-        # A copy taken at once: the serving threads add and remove entries meanwhile.
-        stuck = sum(1 for started in tuple(self._in_flight.values()) if started < since)
+        assert self.engine is not None
+        stuck = self.engine.busy_threads(time.monotonic() - self.timeout)
         return stuck < self.config.threads
 
     # -- signals (gunicorn's base worker installs the handlers) ------------------------------

@@ -156,6 +156,13 @@ class Engine:
     def open_connections(self) -> int:
         return len(self._open)
 
+    def busy_threads(self, since: float) -> int:
+        """How many threads have been answering one connection since before `since`
+        (`time.monotonic()`): inside one turn, that is its request, or the requests a
+        pipelining client had already sent (TURN_LIMIT at most). From any thread: the count
+        is taken on the fly (a gunicorn worker's heartbeat asks it)."""
+        return self.strategy.busy_since(since)
+
     # -- running and stopping ---------------------------------------------------------------
 
     @property

@@ -15,6 +15,8 @@ Shared state (the loop thread and every pool thread use it):
 |                  | thread whose turn ended     | connection, wrong by one at most            |
 |                  | READY), `_run`              |                                             |
 | `_threads`       | `dispatch` (appends)        | never                                       |
+| `_turns[i]`      | thread i only, without the  | `busy_since` (any thread): one writer a     |
+|                  | lock                        | slot, atomic float stores, a count on the fly|
 | `_ending`        | `begin_stop` (loop), once,  | a bool set once: a thread that misses it    |
 |                  | without the lock            | serves one turn more as before the stop     |
 
@@ -30,6 +32,7 @@ from typing import Final
 
 from .channel import Channel
 from .responder import CLOSE, HOLD, READY, Owner, Responder
+from .sockets import read_buffer
 
 # The thread holds its connection for HOLD only while another thread is idle; when none is,
 # this short wait bounds the delay a newly arrived request can see, and with connections
@@ -58,6 +61,7 @@ class PoolThreads:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._ending = False
+        self._turns = [0.0] * size  # when each thread's current turn began (0.0: none)
 
     def dispatch(self, channel: Channel) -> None:
         """Serve `channel`, which has bytes to read (loop thread)."""
@@ -65,8 +69,9 @@ class PoolThreads:
             if self.idle:
                 self.idle -= 1
             elif len(self._threads) < self.size:
+                index = len(self._threads)
                 thread = threading.Thread(
-                    target=self._run, name=f"microwsgi-thread-{len(self._threads)}", daemon=True
+                    target=self._run, args=(index,), name=f"microwsgi-thread-{index}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()
@@ -83,10 +88,13 @@ class PoolThreads:
             return 0.0
         return HOLD if self.idle else 0.0 if self.queued else _HOLD_BUSY
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         jobs, lock, owner, serve = self._jobs, self._lock, self._owner, self._responder.serve
+        buffer, turns = read_buffer(), self._turns
         while (channel := jobs.get()) is not None:
-            turn = serve(channel, self._hold)
+            turns[index] = began = time.monotonic()
+            turn = serve(channel, began, buffer, self._hold)
+            turns[index] = 0.0
             if turn is CLOSE:
                 owner.close(channel)
             elif turn is READY and not self._ending:
@@ -117,3 +125,6 @@ class PoolThreads:
 
     def close(self) -> None:
         """Nothing to release: the threads end by themselves."""
+
+    def busy_since(self, moment: float) -> int:
+        return sum(1 for began in tuple(self._turns) if 0.0 < began < moment)

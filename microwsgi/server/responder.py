@@ -24,7 +24,7 @@ from .answers import error_answer
 from .channel import Channel
 from .config import ServerConfig
 from .protocol.events import NEED_DATA, ProtocolError, RequestHead
-from .sockets import lingering_close, receive, send_all, set_receive_timeout
+from .sockets import RECV_SIZE, lingering_close, receive, send_all, set_receive_timeout
 from .wsgi import WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -81,6 +81,10 @@ class ThreadStrategy(Protocol):
     def close(self) -> None:
         """Release what the strategy holds (after `stop`)."""
 
+    def busy_since(self, moment: float) -> int:
+        """How many threads are in a turn that began before `moment` (`time.monotonic()`;
+        any thread may ask: a count taken on the fly)."""
+
 
 class Responder:
     """Answers the requests of the connections it is given, a turn at a time; one per engine,
@@ -95,19 +99,34 @@ class Responder:
         self._numbers = itertools.count(1)  # next() is atomic: no lock for the count
         self._on_last_request = on_last_request
 
-    def serve(self, channel: Channel, hold: Callable[[], float] | None = None) -> Turn:
+    def serve(
+        self,
+        channel: Channel,
+        began: float,
+        buffer: memoryview,
+        hold: Callable[[], float] | None = None,
+    ) -> Turn:
         """Answer what `channel` has sent, at most TURN_LIMIT requests.
 
-        `hold()` says how long to wait on this connection for its next request before giving
-        it up (None: never wait, the strategy watches idle connections itself; a strategy
-        whose engine has closed down says 0).
+        `began`: when the turn began (the strategy's clock reading), when what the socket
+        holds now counts as arrived. `buffer`: the calling thread's read buffer
+        (`sockets.read_buffer()`; PERF: looked up once a thread, not once a turn). `hold()`
+        says how long to wait on this connection for its next request before giving it up
+        (None: never wait, the strategy watches idle connections itself; a strategy whose
+        engine has closed down says 0).
         """
         try:
+            http = channel.http
             try:
-                self._receive(channel, 0)
+                data = buffer[: channel.sock.recv_into(buffer, RECV_SIZE, socket.MSG_DONTWAIT)]
+            except BlockingIOError:
+                pass  # nothing after all (a stale wake-up): the protocol asks for more
             except OSError:
                 return CLOSE
-            http = channel.http
+            else:
+                if data and channel.started is None:
+                    channel.started = began  # PERF: the turn's clock reading, not another
+                http.receive_data(data)
             served = 0
             while True:
                 try:
@@ -123,25 +142,35 @@ class Responder:
                         # A pipelined request already begun is not reported by the socket again.
                         return READY if channel.started is not None else IDLE
                 elif event is NEED_DATA:
-                    wait = hold() if hold is not None else 0.0
-                    started = channel.started
-                    if started is not None:
-                        # Trickled bytes do not extend the header timeout (slowloris).
-                        left = started + self._header_timeout - time.monotonic()
-                        if left <= 0:
-                            time_out(channel)
-                            return CLOSE
-                        wait = min(wait, left)
-                    try:
-                        if wait <= 0 or not self._receive(channel, wait):
-                            return IDLE
-                    except OSError:
-                        return CLOSE
+                    if hold is None and channel.started is None:
+                        return IDLE  # PERF: the usual end of a turn, with no call to `_more`
+                    turn = self._more(channel, hold)
+                    if turn is not None:
+                        return turn
                 else:  # ConnectionClosed: the peer is done with us
                     return CLOSE
         except BaseException:  # a bug here must not take the thread with it
             log.exception("unexpected error serving %s", channel.peer[0])
             return CLOSE
+
+    def _more(self, channel: Channel, hold: Callable[[], float] | None) -> Turn | None:
+        """Wait for more of what `channel` sends, as long as `hold()` says (None: not at all)
+        and the header timeout allows: None once some came, else how the turn ends."""
+        wait = hold() if hold is not None else 0.0
+        started = channel.started
+        if started is not None:
+            # Trickled bytes do not extend the header timeout (slowloris).
+            left = started + self._header_timeout - time.monotonic()
+            if left <= 0:
+                time_out(channel)
+                return CLOSE
+            wait = min(wait, left)
+        try:
+            if wait <= 0 or not self._receive(channel, wait):
+                return IDLE
+        except OSError:
+            return CLOSE
+        return None
 
     def _receive(self, channel: Channel, timeout: float) -> bool:
         """Feed what the peer sent to the protocol; False if nothing came within `timeout`."""

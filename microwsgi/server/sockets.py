@@ -115,18 +115,25 @@ def _wait(sock: socket.socket, writable: bool, timeout: float) -> bool:
 _buffers = threading.local()
 
 
+def read_buffer() -> memoryview:
+    """This thread's read buffer (see `receive`), made on its first read."""
+    view: memoryview | None = getattr(_buffers, "view", None)
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(RECV_SIZE))
+    return view
+
+
 def receive(sock: socket.socket, flags: int = 0) -> memoryview:
     """What `sock` has, up to RECV_SIZE bytes (none at EOF), as a view of this thread's read
-    buffer: valid until the thread reads again, so copy it (the protocol's buffer does).
+    buffer (`read_buffer`): valid until the thread reads again, so copy it (the protocol's
+    buffer does).
 
     Not `sock.recv(RECV_SIZE)`: that allocates the whole 64 KiB and shrinks it in place to
     what came, and the freed tails, left between small long-lived objects, fragment the heap:
     a long-running server's RSS creeps up (half of the creep the soak measured). PERF: reading
     into a buffer the thread keeps costs about 300 instructions more a request.
     """
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(RECV_SIZE))
+    view = read_buffer()
     return view[: sock.recv_into(view, RECV_SIZE, flags)]
 
 

@@ -12,11 +12,13 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gunicorn_process import wait_until
 from server_live import HAS_IPV6, Client, StartEngine, get, hello_app, listening, running
 from tracing import Trace
 
@@ -478,3 +480,24 @@ def test_a_failing_finish_hook_is_logged_and_the_connection_goes_on(
         assert client.request(get()).status == 200
         assert client.request(get()).status == 200
     assert "error in the hook" in caplog.text and "hook failed" in caplog.text
+
+
+@pytest.mark.parametrize("multiplex", [True, False], ids=["epoll-threads", "pool"])
+def test_busy_threads_counts_the_threads_inside_a_turn_that_began_before_a_moment(
+    start_engine: StartEngine, multiplex: bool
+) -> None:
+    # What a gunicorn worker's heartbeat asks: how many threads have been stuck since then.
+    if multiplex and not mux.AVAILABLE:
+        pytest.skip("epoll is Linux-only")
+    gate = Gate()
+    engine, port = start_engine(gate, multiplex=multiplex, threads=2)
+    with Client(port) as held, Client(port) as other:
+        held.send(get("/wait"))
+        assert gate.entered.wait(WAIT)
+        before = time.monotonic()
+        assert other.request(get("/quick")).status == 200  # the other thread, done already
+        assert engine.busy_threads(before) == 1  # the held one began before that moment
+        assert engine.busy_threads(before - 3600) == 0  # nobody was busy an hour ago
+        gate.open.set()
+        assert held.response().status == 200
+        wait_until(lambda: engine.busy_threads(time.monotonic()) == 0, WAIT, "the turn to end")

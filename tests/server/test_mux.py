@@ -189,7 +189,7 @@ class FakeOwner:
 
 
 class IdleResponder:
-    def serve(self, channel: Channel, hold: Any = None) -> Turn:
+    def serve(self, channel: Channel, began: float, buffer: Any, hold: Any = None) -> Turn:
         return Turn.IDLE
 
 
@@ -248,7 +248,7 @@ class HeldResponder:
         self.entered = {channel: threading.Event() for channel in channels}
         self.release = threading.Event()
 
-    def serve(self, channel: Channel, hold: Any = None) -> Turn:
+    def serve(self, channel: Channel, began: float, buffer: Any, hold: Any = None) -> Turn:
         self.entered[channel].set()
         assert self.release.wait(WAIT)
         return Turn.CLOSE
@@ -285,9 +285,9 @@ def test_only_a_thread_that_began_its_turn_just_now_counts_as_serving() -> None:
     # A thread holding a connection for long (a slow app, a client that does not read) does
     # not make the others leave the ready connections to it.
     now = time.monotonic()
-    turns = [now - 1.0, now, 0.0]  # long busy, just began, idle
-    assert mux.serving_elsewhere(turns, 0, now) and mux.serving_elsewhere(turns, 2, now)
-    assert not mux.serving_elsewhere(turns, 1, now)
+    # Asked by a thread between turns (its own slot 0.0), beside one long busy and one idle.
+    assert not mux.serving_elsewhere([now - 1.0, 0.0, 0.0], now)
+    assert mux.serving_elsewhere([now - 1.0, now, 0.0], now)  # another began just now
 
 
 def test_the_poller_takes_from_the_ready_queue_only_when_every_busy_thread_is_held() -> None:

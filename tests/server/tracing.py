@@ -62,9 +62,11 @@ class TracedEpollThreads(EpollThreads):
         super().spawn()
         self.trace("spawn")
 
-    def park(self, channel: Channel, *, wake: bool) -> None:
-        super().park(channel, wake=wake)  # armed when reported: a test may count on that
-        self.trace("park", channel)
+    def park(self, channel: Channel, now: float) -> bool:
+        armed = super().park(channel, now)
+        if armed:  # reported once armed: a test may count on that
+            self.trace("park", channel)
+        return armed
 
     def requeue(self, channel: Channel) -> None:
         super().requeue(channel)
@@ -75,9 +77,9 @@ class TracedEpollThreads(EpollThreads):
         self.trace("resume", channel)
         return channel
 
-    def serve_as_deputy(self) -> bool:
+    def serve_as_deputy(self, index: int) -> bool:
         self.trace("deputy")
-        took_over = super().serve_as_deputy()
+        took_over = super().serve_as_deputy(index)
         if took_over:
             self.trace("takeover")
         return took_over
@@ -86,9 +88,9 @@ class TracedEpollThreads(EpollThreads):
         self.trace("sweep", channel)
         super().give_back(channel)
 
-    def poll(self) -> Channel | None:
+    def poll(self, timeout: float, index: int) -> Channel | None:
         self.trace("poll")
-        return super().poll()
+        return super().poll(timeout, index)
 
 
 class TracedPoolThreads(PoolThreads):
