@@ -66,7 +66,7 @@ class Mix:
     # As many keep-alive clients as the server has threads, so each could have its own.
     keepalive: int = 8
     pipelined: int = 2
-    # The big transfers, the breaks and the non-readers together outnumber 8 worker threads.
+    # The big transfers, the breaks and the non-readers together outnumber 8 serving threads.
     upload: int = 3
     download: int = 2
     disconnect_body: int = 1

@@ -1,7 +1,7 @@
 """PyMicroHTTP's token example: log in for a signed token, send it back as a Bearer token.
 
-Tokens are signed and timestamped with itsdangerous (``pip install itsdangerous``, or the
-``examples`` extra): the server keeps no session, and a token nobody signed with the secret key,
+Tokens are signed and timestamped with itsdangerous (installed with microwsgi, whose sessions
+it signs): the server keeps no session, and a token nobody signed with the secret key,
 or one older than TOKEN_MAX_AGE, is refused.
 
 Run it:

@@ -1,6 +1,7 @@
 """The quick start: `python examples/hello.py`, then `curl http://localhost:8080/hello/world`.
 
-Also served by gunicorn as is: `gunicorn --chdir examples hello:server`.
+Also served by gunicorn as is: `gunicorn --chdir examples hello:server`, and the container
+image's default app, whose HEALTHCHECK asks `/healthz`.
 """
 
 import os
@@ -8,6 +9,7 @@ import os
 from microwsgi import Server, abort
 
 server = Server()
+server.health()  # GET /healthz: {"status": "ok", "checks": {}} for load balancers and containers
 
 
 @server.register("GET /hello")

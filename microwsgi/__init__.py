@@ -11,7 +11,15 @@ from .app import Server
 from .cookies import delete_cookie, set_cookie
 from .errors import HTTPError, abort
 from .files import send_file
-from .middleware import cors, request_id, request_logger
+from .middleware import (
+    basic_auth,
+    bearer_auth,
+    cors,
+    csrf,
+    request_id,
+    request_logger,
+    sessions,
+)
 from .response import make_response, redirect
 from .routing.groups import Group
 
@@ -23,7 +31,10 @@ __all__ = [
     "HTTPError",
     "Server",
     "abort",
+    "basic_auth",
+    "bearer_auth",
     "cors",
+    "csrf",
     "delete_cookie",
     "make_response",
     "redirect",
@@ -31,6 +42,7 @@ __all__ = [
     "request_logger",
     "send_file",
     "serve",
+    "sessions",
     "set_cookie",
 ]
 

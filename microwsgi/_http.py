@@ -74,15 +74,19 @@ def valid_field_value(value: str) -> bool:
 
 
 # RFC 9110 §8.6: Content-Length = 1*DIGIT. ASCII digits only (str.isdigit alone would take
-# '²' or '٣'), no sign, no list; and at most 18 of them: a longer length is an attack or a
-# mistake, never a body, and int() of a huge digit string costs time of its own.
+# '²' or '٣'), no sign, no list; and at most 18 significant ones: a longer length is an attack
+# or a mistake, never a body, and int() of a huge digit string costs time of its own. Leading
+# zeros are digits of the grammar like any other (as h11 and gunicorn read them), so the cap
+# counts only what follows them: 0000000000000000000 is 0, 19 digits of 9 are refused.
 _MAX_LENGTH_DIGITS: Final = 18
 
 
 def parse_content_length(value: str) -> int | None:
     """The length `value` declares, or None when it is not a valid Content-Length."""
-    if 0 < len(value) <= _MAX_LENGTH_DIGITS and value.isascii() and value.isdigit():
-        return int(value)
+    if value.isascii() and value.isdigit():
+        significant = value.lstrip("0")
+        if len(significant) <= _MAX_LENGTH_DIGITS:
+            return int(significant) if significant else 0
     return None
 
 

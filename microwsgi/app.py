@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -21,8 +21,9 @@ from ._address import check_address
 from ._http import parse_content_length
 from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
 from .chains import Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
-from .checks import check_factory
+from .checks import check_factory, check_order
 from .failures import ErrorAnswers
+from .observability.health import HealthCheck, health_handler
 from .request import Request, body_too_large, close_uploads, decode_path
 from .response import APP_KEY, Delegate, Renderer
 from .routing.converters import Converter
@@ -117,6 +118,7 @@ class Server(Registrar):
             if not callable(mw):
                 raise ValueError(f"before_all middleware {mw!r} is not callable")
             check_factory("before_all", mw)
+            check_order("before_all", [*self._before_all, mw], complete=True)
             self._before_all.append(mw)
             self._ready = False
             return mw
@@ -196,6 +198,18 @@ class Server(Registrar):
         chain = check_middleware(f"route {spec!r}", middleware)
         described = f"{qualified_name(static_handler)}({directory!r})"
         self._routes.add(spec, handler, chain, (), name, "static", described)
+
+    def health(
+        self, path: str = "/healthz", checks: Mapping[str, HealthCheck] | None = None
+    ) -> None:
+        """Answer ``GET path`` for load balancers and container health checks (docs/health.md).
+
+        `checks` maps a name to a callable run at each request: 200 ``{"status": "ok",
+        "checks": {name: "ok", ...}}`` when none raises or returns False, else 503 with
+        ``"status": "failing"`` and, for each failing check, its exception's type name.
+        """
+        handler = health_handler(path, checks)
+        self._routes.add(f"GET {path}", handler, [], description="server.health()", internal=True)
 
     def routes(self) -> list[dict[str, Any]]:
         """Every route, mounted app and static folder, sorted by path, as dicts with the keys

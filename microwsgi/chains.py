@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from .checks import check_factory, warn_dropped_answer
+from .checks import check_factory, check_order, warn_dropped_answer
 from .errors import HTTPError
 from .request import Request
 from .routing.spec import ANY_VERB
@@ -39,7 +39,8 @@ def check_middleware(
     owner: str, middleware: Middleware | Sequence[Middleware] | None
 ) -> list[Middleware]:
     """The middleware given to a route or group, as a list; ValueError names `owner`, and
-    TypeError a factory that does not return a handler (each is called once to see)."""
+    TypeError a factory that does not return a handler (each is called once to see) or one
+    listed before a middleware it must run inside."""
     if middleware is None:
         return []
     items: object = [middleware] if callable(middleware) else middleware
@@ -50,6 +51,7 @@ def check_middleware(
             raise ValueError(f"{owner}: middleware {item!r} is not callable")
     for item in items:
         check_factory(owner, item)
+    check_order(owner, items)
     return list(items)
 
 
@@ -62,7 +64,17 @@ class Scope(Protocol):
 class Endpoint:
     """One registered verb at one pattern, as the user declared it."""
 
-    __slots__ = ("description", "groups", "handler", "label", "middleware", "name", "spec", "verb")
+    __slots__ = (
+        "description",
+        "groups",
+        "handler",
+        "internal",
+        "label",
+        "middleware",
+        "name",
+        "spec",
+        "verb",
+    )
 
     def __init__(
         self,
@@ -72,6 +84,8 @@ class Endpoint:
         groups: tuple[Scope, ...] = (),
         name: str | None = None,
         description: str | None = None,
+        *,
+        internal: bool = False,
     ) -> None:
         self.handler = handler
         self.middleware = middleware  # the route's own
@@ -80,6 +94,9 @@ class Endpoint:
         self.groups = groups  # the enclosing groups, outermost first
         self.name = name
         self.description = description  # what route listings call the handler, if not its name
+        # A route the framework registers for itself (``server.health()``, ``server.metrics()``):
+        # served like any other, left out of what documents the app's API (OpenAPI).
+        self.internal = internal
         self.label = f"{getattr(handler, '__qualname__', repr(handler))} ({spec})"
 
     def stack(self, shared: int = 0) -> list[Middleware]:

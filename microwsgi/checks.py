@@ -4,7 +4,9 @@ At registration (raised by the ``register``/``register_handler``/``group``/``bef
 itself): a middleware factory that does not return a handler. A factory can only tell what it
 returns by being called, so each one is called here once with a stand-in ``next``; it is called
 again when the chains are built. (``chains.check_middleware`` turns what a route was given into
-a list of factories and asks for this check.)
+a list of factories and asks for this check.) And, where one list shows the order, a middleware
+placed outside one it must run inside (``csrf()`` before ``sessions(...)``); one whose order only
+the compiled chain shows checks itself at its first request.
 
 On the first request (and by ``start_server``), as warnings: a ``register(spec)`` never
 applied to a function (the forgotten ``@``, which registers nothing). While serving, once per
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +56,30 @@ def check_factory(where: str, factory: Middleware) -> None:
             f"{where}: middleware {_name(factory)} returned {handler!r:.60} instead of a handler"
             " (does it end with `return handler`?)"
         )
+
+
+def check_order(where: str, middleware: Sequence[Middleware], *, complete: bool = False) -> None:
+    """Raise TypeError when a middleware that must run inside another comes before it.
+
+    A middleware names what it needs around it with ``runs_inside`` (``csrf()``: "sessions"),
+    matched against the ``provides`` of those outside it; `middleware` is outermost first.
+    `complete` says nothing can be added around the list later (``before_all``, which every
+    other middleware runs inside), so a missing provider is an error too.
+    """
+    provided: set[str] = set()
+    for index, mw in enumerate(middleware):
+        needed = getattr(mw, "runs_inside", None)
+        if needed is not None and needed not in provided:
+            later = [m for m in middleware[index + 1 :] if getattr(m, "provides", None) == needed]
+            if later or complete:
+                fix = "it comes later in the list" if later else "it is not registered before it"
+                raise TypeError(
+                    f"{where}: middleware {_name(mw)} must run inside {needed}(...), but {fix}: "
+                    f"put {needed}(...) first"
+                )
+        provides = getattr(mw, "provides", None)
+        if provides is not None:
+            provided.add(provides)
 
 
 class UnappliedRoutes:

@@ -48,6 +48,7 @@ def test_hello(load_example: LoadExample) -> None:
     app = TestApp(load_example("hello").server)
     assert app.get("/hello").json == {"message": "Hello, World!"}
     assert app.get("/hello/ada").json == {"message": "Hello, ada!"}
+    assert app.get("/healthz").json == {"status": "ok", "checks": {}}
     assert app.get("/hello/ada?n=2").json == {"message": "Hello, ada! Hello, ada!"}
     refused = app.get("/hello/ada?n=lots", status=400).json
     assert refused["message"] == "n must be a whole number from 1 to 100"

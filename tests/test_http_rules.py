@@ -33,7 +33,14 @@ def test_reason_phrase_and_status_line(status: int, phrase: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "length"),
-    [("0", 0), ("007", 7), ("123456789012345678", 123456789012345678)],
+    [
+        ("0", 0),
+        ("007", 7),
+        ("123456789012345678", 123456789012345678),
+        ("0" * 19, 0),  # leading zeros do not count toward the 18-digit cap
+        ("0" * 5000 + "42", 42),  # nor reach int(), which refuses over 4,300 digits
+        ("0123456789012345678", 123456789012345678),
+    ],
 )
 def test_content_length_is_ascii_digits(value: str, length: int) -> None:
     assert parse_content_length(value) == length
@@ -41,7 +48,10 @@ def test_content_length_is_ascii_digits(value: str, length: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", " 5", "5 ", "+5", "-5", "5, 5", "0x10", "1e3", "\u0663", "\u00b2", "1234567890123456789"],
+    [
+        *("", " 5", "5 ", "+5", "-5", "5, 5", "0x10", "1e3", "\u0663", "\u00b2"),
+        *("1234567890123456789", "001234567890123456789"),  # 19 significant digits
+    ],
 )
 def test_anything_else_is_not_a_content_length(value: str) -> None:
     assert parse_content_length(value) is None

@@ -259,7 +259,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.engine.stop()
         self.engine.run()
 
-    # -- around each request (worker threads) ------------------------------------------------
+    # -- around each request (the engine's serving threads) ---------------------------------
 
     def prepare(self, exchange: Exchange) -> None:
         """What gunicorn's workers do before calling the application."""
@@ -305,7 +305,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         if not self.timeout:
             return True
         since = time.monotonic() - self.timeout
-        # A copy taken at once: the workers add and remove entries meanwhile.
+        # A copy taken at once: the serving threads add and remove entries meanwhile.
         stuck = sum(1 for started in tuple(self._in_flight.values()) if started < since)
         return stuck < self.config.threads
 

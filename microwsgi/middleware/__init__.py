@@ -7,8 +7,19 @@ with ``make_response`` (``next(request)`` never raises: errors come back as retu
 they get the headers too). Chaining middleware is ``chains.py``'s business.
 """
 
+from .auth import basic_auth, bearer_auth
 from .cors import cors
+from .csrf import csrf
 from .request_id import request_id
 from .request_logger import request_logger
+from .sessions import sessions
 
-__all__ = ["cors", "request_id", "request_logger"]
+__all__ = [
+    "basic_auth",
+    "bearer_auth",
+    "cors",
+    "csrf",
+    "request_id",
+    "request_logger",
+    "sessions",
+]

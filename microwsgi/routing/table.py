@@ -53,11 +53,14 @@ class RouteTable:
         name: str | None = None,
         default_name: object = None,
         description: str | None = None,
+        *,
+        internal: bool = False,
     ) -> None:
         """Record a route; `spec` is the route as served (group prefixes included), `chain`
         its checked middleware (``check_middleware``), `groups` the enclosing groups, `name`
         the one given with ``name=``, `default_name` the one it has otherwise, `description`
-        what listings call the handler if not its name."""
+        what listings call the handler if not its name; `internal` marks a route the framework
+        registers for itself (health, metrics), which API documents leave out."""
         verb, pattern = self.check(spec, name)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
@@ -70,7 +73,9 @@ class RouteTable:
             name, given = default_name, False
         else:
             given = name is not None
-        resource.endpoints[verb] = Endpoint(handler, chain, spec, groups, name, description)
+        resource.endpoints[verb] = Endpoint(
+            handler, chain, spec, groups, name, description, internal=internal
+        )
         self.names.add(name, given, spec, pattern)
         self.changed()
 

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
+from .._wsgi import WSGIApp
 from .config import DEFAULT_HOST, DEFAULT_PORT, Hooks, ServerConfig
 from .logs import configure_logging
 from .loop import Engine
 from .sockets import bind, format_address
-from .wsgi import WSGIApp
 
 log = logging.getLogger("microwsgi.server")
 

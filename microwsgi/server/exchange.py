@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from .._http import parse_content_length
+from .._http import check_status_line, parse_content_length
 from .answers import SERVER_SOFTWARE, http_date
 from .protocol.connection import Connection
 from .protocol.events import NEED_DATA, Data, EndOfMessage, ProtocolError, RequestHead
@@ -35,18 +35,10 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 DRAIN_LIMIT: Final = 1 << 20
 
 
-# PERF: the statuses applications gave, checked and split once: '200 OK' -> (200, 'OK'). At
-# most this many are kept; past that a status is checked and split each time.
+# PERF: the statuses applications gave, checked and split once (`check_status_line`):
+# '200 OK' -> (200, 'OK'). At most this many are kept; past that a status is checked each time.
 _STATUSES: dict[str, tuple[int, str]] = {}
 _MAX_STATUSES: Final = 256
-
-
-def _check_status(status: str) -> None:
-    """ValueError for a status that is not PEP 3333's '999 Reason'; remember a good one."""
-    if type(status) is not str or len(status) < 4 or not status[:3].isdigit():
-        raise ValueError(f"invalid WSGI status {status!r}")
-    if len(_STATUSES) < _MAX_STATUSES:
-        _STATUSES[status] = (int(status[:3]), status[4:])
 
 
 class ClientGone(Exception):
@@ -199,7 +191,9 @@ class Exchange:
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info")
         if type(status) is not str or status not in _STATUSES:
-            _check_status(status)
+            split = check_status_line(status)
+            if len(_STATUSES) < _MAX_STATUSES:
+                _STATUSES[status] = split
         self.status = status
         self.headers = headers
         return self.write
@@ -225,7 +219,7 @@ class Exchange:
             or self.stopping.is_set()
             or (not self.http.request_complete and self._body_left_too_big())
         )
-        code, reason = _STATUSES.get(status) or (int(status[:3]), status[4:])
+        code, reason = _STATUSES.get(status) or check_status_line(status)
         data = self.http.send_response(
             code,
             reason,

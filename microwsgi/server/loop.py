@@ -53,6 +53,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
+from .._wsgi import WSGIApp
 from . import mux
 from .channel import Channel
 from .config import Hooks, ServerConfig
@@ -60,7 +61,7 @@ from .pool import PoolThreads
 from .protocol.connection import Connection
 from .responder import HOLD, Responder, ThreadStrategy, time_out
 from .sockets import Waker, prepare_client
-from .wsgi import WSGIApp, WSGIBridge
+from .wsgi import WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
 

@@ -22,15 +22,13 @@ from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from .._http import status_line
+from .._wsgi import WSGIApp
 from .answers import SERVER_SOFTWARE, error_answer
 from .config import Hooks
 from .exchange import ClientGone, Exchange
 from .logs import log_access
 from .protocol.connection import Connection
 from .protocol.events import ProtocolError, RequestHead
-
-StartResponse = Callable[..., Callable[[bytes], None]]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 log = logging.getLogger("microwsgi.server")
 

@@ -1,7 +1,8 @@
 """The app the end-to-end tests run under gunicorn: each route exposes one behaviour to check.
 
 BACKEND_ID names the instance (so a test behind nginx sees which one answered) and
-TRUSTED_PROXIES is passed to Server(trusted_proxies=...).
+TRUSTED_PROXIES is passed to Server(trusted_proxies=...). Every instance signs its session cookie
+with the same SESSION_SECRET, as the processes of one site must.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from microwsgi import Server
+from microwsgi import Server, sessions
 
 server = Server(trusted_proxies=int(os.environ.get("TRUSTED_PROXIES", "0")))
+session = sessions(os.environ.get("SESSION_SECRET", "the e2e tests' session secret, 32+ bytes"))
 
 
 @server.register("GET /id")
@@ -49,3 +51,14 @@ def whoami(request: dict[str, Any]) -> dict[str, Any]:
         "url": request["url"],
         "x_forwarded_for": request["headers"].get("X-Forwarded-For"),
     }
+
+
+@server.register("POST /session", session)
+def write_session(request: dict[str, Any]) -> dict[str, Any]:
+    request["session"]["written_by"] = os.environ.get("BACKEND_ID", "")
+    return {"id": os.environ.get("BACKEND_ID", "")}
+
+
+@server.register("GET /session", session)
+def read_session(request: dict[str, Any]) -> dict[str, Any]:
+    return {"id": os.environ.get("BACKEND_ID", ""), "session": dict(request["session"])}

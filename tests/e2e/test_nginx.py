@@ -122,6 +122,24 @@ def test_tls_terminated_by_nginx_is_https_for_the_app(stack: Stack) -> None:
     assert seen["remote_addr"] == "127.0.0.1"
 
 
+def test_a_session_written_through_one_backend_is_read_through_the_other(stack: Stack) -> None:
+    # No server-side store: the signed cookie is the session, so any process with the secret
+    # reads it. nginx takes turns between the two gunicorn instances.
+    proxy = stack.nginx
+    written = fetch(proxy.port, "/session", method="POST", body=b"")
+    assert written.status == 200
+    writer = written.json()["id"]
+    cookie = written.headers["Set-Cookie"].split(";", 1)[0]
+    readers = {}
+    for _ in range(6):
+        answer = fetch(proxy.port, "/session", headers={"Cookie": cookie})
+        assert answer.status == 200
+        assert "Set-Cookie" not in answer.headers  # read, unchanged: nothing sent back
+        readers[answer.json()["id"]] = answer.json()["session"]
+    assert set(readers) == {"a", "b"}, readers
+    assert readers == {"a": {"written_by": writer}, "b": {"written_by": writer}}
+
+
 def test_static_files_are_served_by_nginx_alone(stack: Stack) -> None:
     started = stack
     answer = fetch(started.nginx.port, "/static/hello.txt")

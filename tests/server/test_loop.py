@@ -121,13 +121,14 @@ def test_chunked_request_body_with_extensions_and_trailers(live: StartLive) -> N
             {"max_body_size": SMALL_BODY},
         ),
         (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, {}),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 501, {}),
         (b"GET / HTTP/1.1\r\n\r\n", 400, {}),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, {}),
         (b"G@T / HTTP/1.1\r\nHost: t\r\n\r\n", 400, {}),
         (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", 400, {}),
     ],
-    ids=["414-target", "431-bytes", "431-count", "413-body", "501-coding", "400-no-host",
-         "505-version", "400-method", "400-request-line"],
+    ids=["414-target", "431-bytes", "431-count", "413-body", "501-coding", "501-empty-element",
+         "400-no-host", "505-version", "400-method", "400-request-line"],
 )  # fmt: skip
 def test_limits_and_malformed_requests_get_their_status(
     live: StartLive, raw: bytes, status: int, options: dict[str, Any]
@@ -140,6 +141,25 @@ def test_limits_and_malformed_requests_get_their_status(
         assert client.closed()
     with Client(server.port) as other:
         assert other.request(get()).status == 200
+
+
+def test_higher_minor_version_and_zero_padded_lengths_are_served(live: StartLive) -> None:
+    # RFC 9110 §6.2: HTTP/1.9 is read as HTTP/1.1 (persistent); leading zeros do not count
+    # toward the digit caps of Content-Length and chunk-size.
+    with Client(live("echo").port) as client:
+        padded = b"0" * 20 + b"5"
+        response = client.request(
+            b"POST /v HTTP/1.9\r\nHost: t\r\nContent-Length: " + padded + b"\r\n\r\nhello"
+        )
+        assert (response.status, response.body) == (200, b"hello")
+        assert response.header("Connection") is None
+        response = client.request(
+            b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + padded
+            + b"\r\nhello\r\n0000\r\n\r\n"
+        )
+        assert (response.status, response.body) == (200, b"hello")
+        assert client.request(get()).status == 200
 
 
 def test_chunked_body_over_the_maximum_is_413(live: StartLive) -> None:

@@ -20,6 +20,7 @@ import random
 import time
 from pathlib import Path
 
+import pytest
 from test_protocol import replay, split_at
 
 from microwsgi.server.protocol.events import Limits
@@ -87,6 +88,7 @@ def check(raw: bytes, cuts: list[int], eof: bool, limits: Limits) -> None:
         assert replay([bytes([b]) for b in raw], eof, limits) == whole, "byte by byte"
 
 
+@pytest.mark.timeout(SECONDS + 60)  # a long run is longer than the suite's per-test timeout
 def test_mutated_corpus_requests_at_random_splits() -> None:
     rng = random.Random(SEED)
     corpus = _corpus()

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.soak
 
 MIX = Mix()
 POOL = Settings().threads
-# Threads besides the worker pool: the loop thread and the access-log writer (under gunicorn
-# the loop thread alone: gunicorn's logger writes in the worker threads).
+# Threads besides the serving threads: the loop thread and the access-log writer (under
+# gunicorn the loop thread alone: gunicorn's logger writes in the serving threads).
 SERVICE_THREADS = {"microwsgi": 2, "gunicorn-microwsgi": 1}
 # Descriptors besides the client connections (listener, epoll sets, wake pipes, logs), and
 # connections the client has closed whose close the server has not seen yet.
 FD_SLACK = 64
 # RSS may grow by this much over the RSS with the idle connections open. The working set of
-# the mix (the worker threads' buffers, the allocator's arenas) is about 10 MiB after 30 s:
+# the mix (the serving threads' buffers, the allocator's arenas) is about 10 MiB after 30 s:
 # a leak of request bodies breaks the bound in the normal run, a slow creep in a long one
 # (--soak-seconds 600).
 RSS_GROWTH_MIB = 32

@@ -15,7 +15,7 @@ import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from ..._http import TOKEN_RE, parse_content_length, reason_phrase
+from ..._http import parse_content_length, reason_phrase, valid_field_name, valid_field_value
 from .body import ChunkedReader, LengthReader
 from .events import (
     DEFAULT_LIMITS,
@@ -67,7 +67,7 @@ _MAX_FIELD_KINDS: Final = 512
 
 def _field_kind(name: str) -> _Field:
     """The kind of the response field `name`; ValueError when it is not a token."""
-    if not TOKEN_RE.fullmatch(name):
+    if not valid_field_name(name):
         raise ValueError(f"header name {name!r} is not a token")
     kind = _SPECIAL_FIELDS.get(name.lower(), _Field.OTHER)
     if len(_FIELD_KINDS) < _MAX_FIELD_KINDS:
@@ -369,10 +369,11 @@ def _head_lines(
     ValueError for what would split or corrupt the head on the wire: a name that is not a
     token, CR, LF or NUL in the reason or a value, a bad or conflicting Content-Length,
     Transfer-Encoding (the server frames the body). PERF: names are checked once (the
-    cache of `_field_kind`), and each value is searched for the three bad characters rather
-    than the whole encoded head for its line endings.
+    cache of `_field_kind`), and each value is checked on its own (`valid_field_value`) rather
+    than the whole encoded head searched for its line endings; a printable one needs no more
+    (CR, LF and NUL are not), so the rule's own call is left for the rare value with a tab.
     """
-    if "\r" in reason or "\n" in reason or "\0" in reason:
+    if not reason.isprintable() and not valid_field_value(reason):
         raise ValueError(f"CR, LF or NUL in the reason phrase {reason!r}")
     lines = [f"HTTP/1.1 {status} {reason}\r\n"]
     declared: int | None = None
@@ -382,7 +383,7 @@ def _head_lines(
         kind = kinds.get(name)
         if kind is None:
             kind = _field_kind(name)
-        if "\r" in value or "\n" in value or "\0" in value:
+        if not value.isprintable() and not valid_field_value(value):
             raise ValueError(f"CR, LF or NUL in the value of {name!r}")
         if kind:  # PERF: one test for the usual field, which needs no second look
             if kind is _CONNECTION_FIELD:

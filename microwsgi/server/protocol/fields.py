@@ -2,11 +2,11 @@
 
 This module owns the step from a complete, well-formed header section to a `RequestHead`: one
 Host on HTTP/1.1, at most one of each singleton field, a Content-Length that is one plain
-number, a Transfer-Encoding that ends in chunked (never with a Content-Length, never on
-HTTP/1.0), the keep-alive decision, and `Expect`. It also names the fields that may not be
-sent as trailers. Refusals follow gunicorn's parser, the strictest of the usual peers, even
-where RFC 9110 would let a recipient merge (identical Content-Length values, a repeated
-singleton field). Splitting the section into fields is ``head.py``.
+number, a Transfer-Encoding that ends in chunked and has no empty element (never with a
+Content-Length, never on HTTP/1.0), the keep-alive decision, and `Expect`. It also names the
+fields that may not be sent as trailers. Refusals follow gunicorn's parser, the strictest of
+the usual peers, even where RFC 9110 would let a recipient merge (identical Content-Length
+values, a repeated singleton field). Splitting the section into fields is ``head.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Final
 
 from ..._http import parse_content_length
 from .events import Limits, ProtocolError, RequestHead
-from .grammar import HOST_RE, tokens
+from .grammar import HOST_RE, list_elements, tokens
 
 # RFC 9110 §5.3: a field whose grammar is not a list cannot be sent twice; joining two values
 # (as the environ does for repeated fields) would make one that neither sender meant.
@@ -149,14 +149,21 @@ def _content_length(value: str, limits: Limits) -> int:
 
 def _is_chunked(special: list[tuple[str, str]], version: str) -> bool:
     """Whether a request with Transfer-Encoding fields is chunked; any other coding is refused."""
-    codings = [t for k, v in special if k == "transfer-encoding" for t in tokens(v)]
     # RFC 9112 §6.1: a server MUST treat Transfer-Encoding in a 1.0 message as faulty framing;
     # §6.3: chunked must be the final coding of a request, once.
     if version == "1.0":
         raise ProtocolError(400, "Transfer-Encoding on HTTP/1.0")
+    codings = [c for k, v in special if k == "transfer-encoding" for c in list_elements(v)]
+    if "" in codings:
+        # RFC 9110 §5.6.1 lets a recipient skip empty list elements, but Transfer-Encoding is
+        # the field that frames a request, which a front end and we must read alike (RFC 9112
+        # §6.1, §11.2): "chunked," read as chunked here may be an unknown coding there. So an
+        # empty element, or an empty Transfer-Encoding field among others, is refused, with
+        # the 501 that h11 and gunicorn give it (a coding we cannot name is not implemented).
+        raise ProtocolError(501, "empty element in Transfer-Encoding")
     if codings.count("chunked") > 1:
         raise ProtocolError(400, "chunked applied twice")
-    if "chunked" in codings[:-1] or not codings:
+    if "chunked" in codings[:-1]:
         raise ProtocolError(400, "chunked is not the final transfer coding")
     if codings != ["chunked"]:
         raise ProtocolError(501, "unsupported transfer coding")

@@ -51,8 +51,9 @@ FIELD_LINE_RE: Final = re.compile(_FIELD + r"\r\n")
 HOST_RE: Final = re.compile(
     r"(?:\[[0-9A-Za-z:.!$&'()*+,;=\-_~]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
-# RFC 9112 §7.1: chunk-size = 1*HEXDIG; past 16 digits no body is meant.
-CHUNK_SIZE_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# RFC 9112 §7.1: chunk-size = 1*HEXDIG; past 16 significant digits (64 bits) no body is meant.
+# Leading zeros are not counted, so a size that fits is read however it is padded.
+CHUNK_SIZE_RE: Final = re.compile(rb"0*[0-9A-Fa-f]{1,16}")
 # RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
 # a name being a token and a value a token or a quoted-string (RFC 9110 §5.6.2, §5.6.4).
 _QUOTED_STRING: Final = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
@@ -97,13 +98,18 @@ def check_request_line_prefix(buf: bytes | bytearray, end: int, limits: Limits) 
 
 def parse_request_line(line: str, has_cr: bool, limits: Limits) -> tuple[str, str, str]:
     """(method, target, "1.1" or "1.0") of a complete request line, or ProtocolError."""
-    if len(line) > limits.max_target or (
-        limits.max_request_line is not None and len(line) > limits.max_request_line
-    ):  # only then can a length limit be hit: check as the partial line was checked
+    match = REQUEST_LINE_RE.fullmatch(line) if has_cr else None
+    if (
+        match is None
+        or len(line) > limits.max_target
+        or (limits.max_request_line is not None and len(line) > limits.max_request_line)
+    ):
+        # A problem the line showed while it was arriving (a bad method, a length past a cap)
+        # comes before its ending and its overall shape, so that a line gets the same answer
+        # however it was split.
         check_request_line_prefix(line.encode("latin-1"), len(line), limits)
     if not has_cr:
         raise ProtocolError(400, "bare LF line ending")
-    match = REQUEST_LINE_RE.fullmatch(line)
     if match is None:
         raise ProtocolError(400, "malformed request line")
     method, target, version = match.groups()
@@ -112,11 +118,14 @@ def parse_request_line(line: str, has_cr: bool, limits: Limits) -> tuple[str, st
 
 def http_version(version: str) -> str:
     """ "1.1" or "1.0" for a well-formed HTTP-version, or ProtocolError(505)."""
-    # RFC 9110 §6.2: other minor versions of 1.x are 1.1-compatible, but we only speak those
-    # two; any other well-formed version is answered 505.
-    if version != "HTTP/1.1" and version != "HTTP/1.0":
-        raise ProtocolError(505, f"unsupported version {version}")
-    return version[5:]
+    if version == "HTTP/1.0":
+        return "1.0"
+    # RFC 9110 §2.5 and §6.2: a recipient processes a higher minor version of a major version
+    # it implements as the highest minor version it implements, so HTTP/1.2 to HTTP/1.9 are
+    # read (and answered) as HTTP/1.1. Another major version is answered 505 (§15.6.6).
+    if version.startswith("HTTP/1."):
+        return "1.1"
+    raise ProtocolError(505, f"unsupported version {version}")
 
 
 def field_problem(line: str) -> str:
@@ -151,6 +160,12 @@ def chunk_size(line: bytes, has_cr: bool, limits: Limits) -> int:
     return int(size, 16)
 
 
+def list_elements(value: str) -> list[str]:
+    """Every element of a comma-separated list, lower-cased, empty ones included as ''."""
+    return [element.strip(" \t").lower() for element in value.split(",")]
+
+
 def tokens(value: str) -> list[str]:
-    """The elements of a comma-separated list, lower-cased (RFC 9110 §5.6.1)."""
-    return [t for t in (t.strip(" \t").lower() for t in value.split(",")) if t]
+    """The elements of a comma-separated list, lower-cased, empty ones left out: RFC 9110
+    §5.6.1 has a recipient ignore them (but see fields.py for Transfer-Encoding)."""
+    return [element for element in list_elements(value) if element]
