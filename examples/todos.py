@@ -1,4 +1,9 @@
-"""PyMicroHTTP's CRUD example: a to-do list kept in memory.
+"""PyMicroHTTP's CRUD example: a to-do list kept in memory, its input and output declared.
+
+The models say what a request must send and what an answer holds: microwsgi validates the body
+and the query string against them (a misfit is a 422 listing every problem), sends only the
+fields `Todo` declares, and publishes the OpenAPI document at /openapi.json with an interactive
+page at /docs (needs pydantic: pip install 'microwsgi[validation]').
 
 Run it:
     python examples/todos.py                      # built-in server, localhost:8080 (or $HOST:$PORT)
@@ -10,6 +15,7 @@ Try it:
     curl -X PUT localhost:8080/todos/1            # toggles "checked"
     curl 'localhost:8080/todos?checked=true'
     curl -X DELETE localhost:8080/todos/1
+    open http://localhost:8080/docs               # the API, documented and tryable
 """
 
 from __future__ import annotations
@@ -19,9 +25,32 @@ import os
 import threading
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from microwsgi import Server, abort
 
-Todo = dict[str, Any]
+
+class NewTodo(BaseModel):
+    """What POST /todos takes."""
+
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S", examples=["write the tests"])
+
+
+class Todo(BaseModel):
+    """A to-do, as every answer shows it."""
+
+    id: str
+    title: str
+    checked: bool
+
+
+class TodoFilter(BaseModel):
+    """GET /todos's query string."""
+
+    checked: bool | None = Field(None, description="only the checked (or unchecked) to-dos")
+
+
+Stored = dict[str, Any]
 
 
 class TodoStore:
@@ -34,10 +63,10 @@ class TodoStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._todos: dict[str, Todo] = {}
+        self._todos: dict[str, Stored] = {}
         self._ids = itertools.count(1)
 
-    def list(self, checked: bool | None = None) -> list[Todo]:
+    def list(self, checked: bool | None = None) -> list[Stored]:
         with self._lock:
             return [
                 dict(todo)
@@ -45,19 +74,19 @@ class TodoStore:
                 if checked is None or todo["checked"] == checked
             ]
 
-    def get(self, todo_id: str) -> Todo | None:
+    def get(self, todo_id: str) -> Stored | None:
         with self._lock:
             todo = self._todos.get(todo_id)
             return dict(todo) if todo else None
 
-    def create(self, title: str) -> Todo:
+    def create(self, title: str) -> Stored:
         with self._lock:
             todo_id = str(next(self._ids))
-            todo: Todo = {"id": todo_id, "title": title, "checked": False}
+            todo: Stored = {"id": todo_id, "title": title, "checked": False}
             self._todos[todo_id] = todo
             return dict(todo)
 
-    def toggle(self, todo_id: str) -> Todo | None:
+    def toggle(self, todo_id: str) -> Stored | None:
         with self._lock:
             todo = self._todos.get(todo_id)
             if todo is None:
@@ -74,51 +103,48 @@ store = TodoStore()
 server = Server()
 
 
-def found(todo: Todo | None, todo_id: str) -> Todo:
+def found(todo: Stored | None, todo_id: str) -> Stored:
     if todo is None:
         abort(404, f"no to-do with id {todo_id!r}")
     return todo
 
 
-@server.register("GET /todos")
-def list_todos(request: dict[str, Any]) -> list[Todo]:
-    checked = request["query"].get("checked", "")
-    if not checked:
-        return store.list()
-    return store.list(checked=checked not in ("0", "false"))
+@server.get("/todos", query=TodoFilter, returns=list[Todo])
+def list_todos(request: dict[str, Any]) -> list[Stored]:
+    """The to-dos, optionally only the checked or unchecked ones."""
+    return store.list(checked=request["query_model"].checked)
 
 
-@server.register("GET /todos/:id")
-def get_todo(request: dict[str, Any]) -> Todo:
+@server.get("/todos/:id", returns=Todo)
+def get_todo(request: dict[str, Any]) -> Stored:
+    """One to-do."""
     todo_id = request["params"]["id"]
     return found(store.get(todo_id), todo_id)
 
 
-@server.register("POST /todos")
+@server.post("/todos", body=NewTodo, returns=Todo, status=201)
 def create_todo(request: dict[str, Any]) -> Any:
-    # request["json"] is the parsed body when it is sent as JSON (invalid JSON is already a
-    # 400), None for any other content type.
-    data = request["json"]
-    if data is None:
-        abort(415, "send the to-do as JSON, with Content-Type: application/json")
-    title = data.get("title") if isinstance(data, dict) else None
-    if not isinstance(title, str) or not title.strip():
-        abort(400, 'please provide a to-do title: {"title": "..."}')
-    todo = store.create(title.strip())
+    """Create a to-do; its URL is in the Location header."""
+    todo = store.create(request["body_model"].title.strip())
     return todo, 201, {"Location": f"/todos/{todo['id']}"}
 
 
-@server.register("PUT /todos/:id")
-def toggle_todo(request: dict[str, Any]) -> Todo:
+@server.put("/todos/:id", returns=Todo)
+def toggle_todo(request: dict[str, Any]) -> Stored:
+    """Toggle a to-do's checked flag."""
     todo_id = request["params"]["id"]
     return found(store.toggle(todo_id), todo_id)
 
 
-@server.register("DELETE /todos/:id")
+@server.delete("/todos/:id", status=204)
 def delete_todo(request: dict[str, Any]) -> None:
+    """Delete a to-do."""
     todo_id = request["params"]["id"]
     if not store.delete(todo_id):
         abort(404, f"no to-do with id {todo_id!r}")
+
+
+server.api_docs(title="To-dos", version="1.0.0")
 
 
 if __name__ == "__main__":

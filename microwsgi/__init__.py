@@ -22,6 +22,7 @@ from .middleware import (
 )
 from .response import make_response, redirect
 from .routing.groups import Group
+from .templates import render
 
 if TYPE_CHECKING:
     from .server import serve
@@ -38,6 +39,7 @@ __all__ = [
     "delete_cookie",
     "make_response",
     "redirect",
+    "render",
     "request_id",
     "request_logger",
     "send_file",

@@ -8,11 +8,12 @@ render the value (``response.py``); exceptions become answers in ``failures.py``
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import ClosingIterator
@@ -32,6 +33,9 @@ from .routing.listing import describe_routes, qualified_name
 from .routing.spec import parse_spec
 from .routing.table import RouteTable
 from .static import static_handler
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["Server"]
 
@@ -77,6 +81,7 @@ class Server(Registrar):
         self._ready = False
         self._chains = ChainBuilder(self._before_all, self._errors.answer)
         self._not_found = Chain(raise_not_found, "no route")
+        self.jinja_env: jinja2.Environment | None = None  # set by templates()
         if trusted_proxies:
             # Only trust as many X-Forwarded-* hops as there are proxies we run ourselves;
             # werkzeug's ProxyFix picks the right-most values accordingly.
@@ -197,7 +202,7 @@ class Server(Registrar):
         spec = f"GET {prefix.rstrip('/')}/*path"
         chain = check_middleware(f"route {spec!r}", middleware)
         described = f"{qualified_name(static_handler)}({directory!r})"
-        self._routes.add(spec, handler, chain, (), name, "static", described)
+        self._routes.add(spec, handler, chain, (), name, "static", described, static=True)
 
     def health(
         self, path: str = "/healthz", checks: Mapping[str, HealthCheck] | None = None
@@ -210,6 +215,52 @@ class Server(Registrar):
         """
         handler = health_handler(path, checks)
         self._routes.add(f"GET {path}", handler, [], description="server.health()", internal=True)
+
+    def templates(
+        self, folder: str | os.PathLike[str] = "templates", **jinja_options: Any
+    ) -> jinja2.Environment:
+        """Set up Jinja2 for ``render(...)`` and return its environment (for filters, globals).
+
+        A relative `folder` is looked up as ``static()`` looks up its own. `jinja_options` are
+        ``jinja2.Environment``'s. ImportError naming ``microwsgi[templates]`` without Jinja2.
+        """
+        from .templates import create_environment  # Jinja2 is an extra: only apps that render
+
+        caller = sys._getframe(1).f_globals.get("__file__")
+        self.jinja_env = create_environment(folder, caller, self.debug, jinja_options)
+        return self.jinja_env
+
+    def openapi(
+        self, *, title: str = "microwsgi app", version: str = "0.1.0", **info: Any
+    ) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this app's routes, as a dict (docs/openapi.md).
+
+        `title`, `version` and any other `info` fields (``description``, ``contact``...) make
+        its ``info`` object. Mounted apps, static folders and the framework's own routes
+        (``api_docs``, ``health``) are left out.
+        """
+        from .openapi.document import build_document
+
+        routes = self._routes
+        return build_document(
+            routes.resources(), routes.converters, title=title, version=version, info=info
+        )
+
+    def api_docs(
+        self,
+        path: str = "/docs",
+        spec: str = "/openapi.json",
+        *,
+        title: str = "microwsgi app",
+        version: str = "0.1.0",
+    ) -> None:
+        """Serve this app's OpenAPI document at ``GET spec`` and an interactive page for it
+        (Swagger UI 5, served by the app itself, never from a CDN) at ``GET path``
+        (docs/openapi.md). These routes are not in the document."""
+        from .openapi.docs import register_docs
+
+        document = partial(self.openapi, title=title, version=version)
+        register_docs(self._routes, document, path, spec, title)
 
     def routes(self) -> list[dict[str, Any]]:
         """Every route, mounted app and static folder, sorted by path, as dicts with the keys
@@ -281,7 +332,7 @@ class Server(Registrar):
         except Exception as exc:
             rv = self._errors.answer(request, exc, route.label)
         try:
-            body = self.renderer.render(rv, environ, start_response)
+            body = self.renderer.render(rv, environ, start_response, request)
         except Exception as exc:
             body = self._errors.render_failure(request, rv, exc, route.label, start_response)
         # Uploads spooled to disk are freed once the answer is sent. PERF: dict.__contains__

@@ -21,12 +21,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .checks import check_factory, check_order, warn_dropped_answer
 from .errors import HTTPError
 from .request import Request
 from .routing.spec import ANY_VERB
+
+if TYPE_CHECKING:
+    from .openapi.declared import Declared
 
 __all__: list[str] = []
 
@@ -56,15 +59,25 @@ def check_middleware(
 
 
 class Scope(Protocol):
-    """A group of routes, as chains see it: the middleware it adds, outermost first."""
+    """A group of routes, as chains see it: the middleware it adds, outermost first (and the
+    OpenAPI tags it gives its routes, which the document reads)."""
 
     middleware: list[Middleware]
+    tags: tuple[str, ...]
 
 
 class Endpoint:
-    """One registered verb at one pattern, as the user declared it."""
+    """One registered verb at one pattern, as the user declared it.
+
+    `declared` holds what the route declared about its input and output (``body=``,
+    ``query=``, ``returns=``, ``status=``; ``openapi/declared.py``), None when nothing: `call`
+    is then the handler itself, else the handler behind those checks, which the chain runs
+    innermost, inside the route's middleware.
+    """
 
     __slots__ = (
+        "call",
+        "declared",
         "description",
         "groups",
         "handler",
@@ -73,6 +86,7 @@ class Endpoint:
         "middleware",
         "name",
         "spec",
+        "static",
         "verb",
     )
 
@@ -85,7 +99,9 @@ class Endpoint:
         name: str | None = None,
         description: str | None = None,
         *,
+        declared: Declared | None = None,
         internal: bool = False,
+        static: bool = False,
     ) -> None:
         self.handler = handler
         self.middleware = middleware  # the route's own
@@ -97,7 +113,10 @@ class Endpoint:
         # A route the framework registers for itself (``server.health()``, ``server.metrics()``):
         # served like any other, left out of what documents the app's API (OpenAPI).
         self.internal = internal
+        self.static = static  # a static folder's route: files, not an operation of the API
         self.label = f"{getattr(handler, '__qualname__', repr(handler))} ({spec})"
+        self.declared = declared
+        self.call = handler if declared is None else declared.validating(handler)
 
     def stack(self, shared: int = 0) -> list[Middleware]:
         """The middleware between before-all and the handler, past the first `shared` groups."""
@@ -156,7 +175,7 @@ class ChainBuilder:
             resource.dispatch, resource.any = {}, resource.mounted
             return
         dispatch = {
-            verb: self.chain(ep.handler, ep.stack(), ep.label)
+            verb: self.chain(ep.call, ep.stack(), ep.label)
             for verb, ep in resource.endpoints.items()
         }
         if "GET" in dispatch:

@@ -100,7 +100,7 @@ class ErrorAnswers:
             start_response = _with_exc_info(start_response)
         answer = self.answer(request, exc, label, logged=True)
         try:
-            return self.renderer.render(answer, environ, start_response)
+            return self.renderer.render(answer, environ, start_response, request)
         except Exception as answer_exc:  # the 500 handler's own answer was unusable
             report(
                 logging.ERROR,
@@ -109,7 +109,7 @@ class ErrorAnswers:
                 environ=environ,
             )
             fallback = self._default(HTTPError(500), exc)
-            return self.renderer.render(fallback, environ, start_response)
+            return self.renderer.render(fallback, environ, start_response, request)
 
     def _default(self, error: HTTPError, exc: BaseException) -> tuple[Any, int, Any]:
         """The JSON error answer, with the traceback only in debug mode."""

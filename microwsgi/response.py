@@ -3,7 +3,8 @@
 dict or list -> JSON; str -> UTF-8 text; bytes -> octet-stream; None -> 204; an iterator or
 generator of str/bytes -> streamed as produced; ``(body, status)`` or ``(body, status, headers)``
 with headers as a dict or a list of pairs (so ``Set-Cookie`` can repeat); a werkzeug `Response`
-(or any WSGI app) is called as the WSGI app it is.
+(or any WSGI app) is called as the WSGI app it is; a `Deferred` body (``render(...)``) is made
+here, with the request.
 
 Content-Length is set on every body that is not streamed; 1xx, 204 and 304 answers carry no
 body, 204 and 304 no Content-Type; HEAD gets the headers GET would get and no body. A value
@@ -17,6 +18,7 @@ import datetime
 import decimal
 import json
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, Final
@@ -61,6 +63,17 @@ class Delegate:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.app(self.environ, start_response)
+
+
+class Deferred(ABC):
+    """A body made only when the answer is, because it needs the request: ``render(...)``
+    (``templates.py``)."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def answer(self, request: Mapping[str, Any]) -> tuple[list[bytes], str]:
+        """The encoded body and its Content-Type (unless the headers give one)."""
 
 
 def json_default(value: Any) -> Any:
@@ -265,9 +278,13 @@ class Renderer:
         )
 
     def render(
-        self, rv: Any, environ: WSGIEnvironment, start_response: StartResponse
+        self,
+        rv: Any,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        request: Mapping[str, Any],
     ) -> Iterable[bytes]:
-        """Answer `rv` through `start_response`; returns the body iterable."""
+        """Answer `rv` to `request` through `start_response`; returns the body iterable."""
         kind = type(rv)
         # PERF: the commonest answers (a dict, a list, a str with status 200) skip the general
         # path: no tuple unpacking, no header merging, two headers built inline.
@@ -278,7 +295,7 @@ class Renderer:
             body = rv.encode("utf-8")
             ctype = TEXT_TYPE
         else:
-            return self._render_general(rv, environ, start_response)
+            return self._render_general(rv, environ, start_response, request)
         start_response(
             "200 OK",
             [("Content-Type", ctype), ("Content-Length", str(len(body)))],
@@ -286,9 +303,13 @@ class Renderer:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
     def _render_general(
-        self, rv: Any, environ: WSGIEnvironment, start_response: StartResponse
+        self,
+        rv: Any,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        request: Mapping[str, Any],
     ) -> Iterable[bytes]:
-        status, headers, payload = self.split(rv)
+        status, headers, payload = self.split(rv, request)
         if not isinstance(payload, (list, StreamBody)):
             return payload(environ, _checked(start_response))
         start_response(status_line(status), headers)
@@ -298,8 +319,11 @@ class Renderer:
             return []
         return payload
 
-    def split(self, rv: Any) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIApp]:
-        """Split any valid return value into status, headers and a body (or a WSGI answer)."""
+    def split(
+        self, rv: Any, request: Mapping[str, Any] | None = None
+    ) -> tuple[int, Headers, list[bytes] | StreamBody | WSGIApp]:
+        """Split any valid return value into status, headers and a body (or a WSGI answer);
+        a `Deferred` body is made with `request`."""
         extra: Headers | None = None
         if type(rv) is tuple:
             if len(rv) not in (2, 3):
@@ -316,7 +340,13 @@ class Renderer:
             if type(rv) is tuple:
                 raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
             return getattr(body, "status_code", status), [], body
-        payload, ctype = self._encode_body(body)
+        payload: list[bytes] | StreamBody
+        if isinstance(body, Deferred):
+            if request is None:
+                raise InvalidResponse(f"{body!r} needs the request: make_response(value, request)")
+            payload, ctype = body.answer(request)
+        else:
+            payload, ctype = self._encode_body(body)
         if body is None and type(rv) is not tuple:
             status = 204
         return status, _finish_headers(status, ctype, payload, extra), payload
@@ -380,14 +410,14 @@ def redirect(location: str, status: int = 302) -> tuple[str, int, Headers]:
 def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response:
     """Turn any valid return value into a werkzeug `Response` (for middleware to add headers).
 
-    Pass the request so the server's JSON encoder is used; the result, returned from a
-    middleware or handler, is served as is.
+    Pass the request so the server's JSON encoder is used (and a ``render(...)`` can be
+    rendered at all); the result, returned from a middleware or handler, is served as is.
     """
     if isinstance(rv, Response):
         return rv
     app = request["environ"].get(APP_KEY) if request is not None else None
     renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
-    status, headers, payload = renderer.split(rv)
+    status, headers, payload = renderer.split(rv, request)
     if not isinstance(payload, (list, StreamBody)):
         raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
     response = Response(payload, status=status, headers=headers)

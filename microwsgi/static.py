@@ -5,7 +5,8 @@ A relative folder is looked up beside the module that calls ``static()`` (as Fla
 against the app's root), then in the current directory, so an app serves the same files
 whatever directory it is started from; a folder found nowhere is an error at registration that
 names every absolute path tried. A request path names a file only if it stays inside the
-folder (no ``..``, no absolute paths, no symlink out, no dot-files unless asked). Sending the
+folder (no ``..``, no absolute paths, no symlink out, no dot-files unless asked).
+``templates()`` finds its folder the same way. Sending the
 file is ``send_file``'s (``files.py``); routing and the 404 answer are the core's.
 """
 
@@ -21,9 +22,12 @@ from .files import FileResponse, send_file
 __all__: list[str] = []
 
 
-def find_folder(directory: str | os.PathLike[str], beside: str | None = None) -> str:
+def find_folder(
+    directory: str | os.PathLike[str], beside: str | None = None, what: str = "static"
+) -> str:
     """The real path of `directory`; a relative one is tried beside the file `beside` (the
-    module calling ``static()``), then in the current directory. ValueError names each try."""
+    module calling ``static()``, or ``templates()``: `what`), then in the current directory.
+    ValueError names each try."""
     directory = os.fspath(directory)
     if os.path.isabs(directory):
         candidates = [directory]
@@ -39,11 +43,11 @@ def find_folder(directory: str | os.PathLike[str], beside: str | None = None) ->
         ""
         if os.path.isabs(directory)
         else (
-            " (a relative folder is looked up beside the module calling static(), "
+            f" (a relative folder is looked up beside the module calling {what}(), "
             "then in the current directory)"
         )
     )
-    raise ValueError(f"static folder {directory!r} does not exist: tried {tried}{where}")
+    raise ValueError(f"{what} folder {directory!r} does not exist: tried {tried}{where}")
 
 
 def resolve_static_path(

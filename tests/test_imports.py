@@ -37,3 +37,18 @@ def test_serve_is_loaded_when_used_and_is_the_servers_own() -> None:
         import microwsgi
 
         microwsgi.no_such_name  # noqa: B018 - the attribute access is the test
+
+
+def test_routes_that_declare_no_types_load_neither_openapi_nor_pydantic() -> None:
+    plain = (
+        "from microwsgi import Server; server = Server(); api = server.group('/api');"
+        "server.register_handler('GET /a', lambda r: 'a'); api.get('/b')(lambda r: 'b')"
+    )
+    loaded = _loaded_after(plain)
+    assert not {m for m in loaded if m.startswith(("microwsgi.openapi", "pydantic"))}
+    # A declared status alone needs no pydantic either; a declared type loads it.
+    status_only = _loaded_after(f"{plain}; server.register_handler('POST /c', print, status=201)")
+    assert "microwsgi.openapi.declared" in status_only
+    assert "pydantic" not in status_only
+    typed = _loaded_after(f"{plain}; server.register_handler('POST /c', print, body=dict)")
+    assert {"microwsgi.openapi.validation", "pydantic"} <= typed

@@ -36,6 +36,8 @@ PACKAGES = {
     "podman": "podman",
     "runc": "runc",
     "debootstrap": "debootstrap",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")

@@ -3,6 +3,7 @@
     microwsgi run examples/todos.py --port 8000 --reload
     python -m microwsgi run examples.todos:server
     microwsgi routes app:server [--json]          # what a Server has registered
+    microwsgi openapi app:server [--title T]      # its OpenAPI document, as JSON
 
 This module owns argument parsing and turning the failures a user can cause (a module that
 does not import, a port in use or out of range) into one line on stderr and a non-zero exit.
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     routes = commands.add_parser("routes", help="list the routes of a microwsgi Server")
     routes.add_argument("app", metavar="APP", help="the Server, as `run` takes it")
     routes.add_argument("--json", action="store_true", help="print a JSON list, not a table")
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document of a Server")
+    openapi.add_argument("app", metavar="APP", help="the Server, as `run` takes it")
+    openapi.add_argument("--title", default="microwsgi app", help="the document's title")
+    # Not `version`: the top-level --version (microwsgi's own) shares the namespace.
+    openapi.add_argument(
+        "--version", dest="api_version", default="0.1.0", help="the API's info.version"
+    )
     return parser
 
 
@@ -91,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{PROG} {__version__}")
         return 0
-    if args.command == "routes":
-        return _routes(args)
+    if args.command in ("routes", "openapi"):
+        return _describe(args)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args, args_list)
 
 
-def _routes(args: argparse.Namespace) -> int:
+def _describe(args: argparse.Namespace) -> int:
+    """`routes` and `openapi`: what a Server has registered, as a table, a list or a document."""
     from ..app import Server
     from ..routing.listing import format_routes
 
@@ -114,7 +123,11 @@ def _routes(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if not isinstance(app, Server):
         kind = type(app).__name__
-        return _error(f"{args.app} is a {kind}, not a microwsgi Server: no routes to list")
+        return _error(f"{args.app} is a {kind}, not a microwsgi Server: no routes to describe")
+    if args.command == "openapi":
+        document = app.openapi(title=args.title, version=args.api_version)
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return 0
     routes = app.routes()
     sys.stdout.write(json.dumps(routes, indent=2) + "\n" if args.json else format_routes(routes))
     return 0
@@ -132,6 +145,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "access_log": not args.no_access_log,
     }
     inherited = os.environ.pop(reload.ENV_FD, None)
+    if inherited is not None:  # a --reload child: templates reload when changed, as code does
+        from ..templates import RELOAD_ENV
+
+        os.environ[RELOAD_ENV] = "1"
     if args.reload and inherited is None:
         try:
             sock = sockets.bind(args.host, args.port)

@@ -9,30 +9,57 @@ outermost group in. A route path is appended to the prefix as written: ``GET /``
 `Registrar` is the API both offer: `register`, `register_handler`, the verb shortcuts (`get`,
 `post`, `put`, `patch`, `delete`) and `group`. It only turns what a group is given into what the
 server records, through the server's `RouteTable` (``table.py``); compiling and serving the
-routes is ``chains.py``'s and ``app.py``'s business.
+routes is ``chains.py``'s and ``app.py``'s business. A route's declared input and output types
+(``body=``, ``query=``, ``returns=``, ``status=``) are checked and kept by
+``openapi/declared.py``, loaded only by a route that declares one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from ..chains import Handler, Middleware, check_middleware
 from .spec import parse_spec
 from .table import RouteTable
 
+if TYPE_CHECKING:
+    from ..openapi.declared import Declared
+
 __all__ = ["Group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 MiddlewareArg = Middleware | Sequence[Middleware] | None
+# What ``body=``, ``query=`` and ``returns=`` take: anything pydantic's TypeAdapter accepts (a
+# model, a dataclass, a TypedDict, ``list[Item]``...), which no one Python type spells.
+TypeForm = Any
 
 
 class RouteDecorator(Protocol):
-    """A verb shortcut, bound: ``server.get(path, middleware=None, *, name=None)``."""
+    """A verb shortcut, bound: ``server.get(path, middleware=None, *, name=None, ...)``."""
 
     def __call__(
-        self, path: str, middleware: MiddlewareArg = None, *, name: str | None = None
+        self,
+        path: str,
+        middleware: MiddlewareArg = None,
+        *,
+        name: str | None = None,
+        body: TypeForm = None,
+        query: TypeForm = None,
+        returns: TypeForm = None,
+        status: int | None = None,
     ) -> Callable[[F], F]: ...
+
+
+def _declare(
+    spec: str, body: TypeForm, query: TypeForm, returns: TypeForm, status: int | None
+) -> Declared | None:
+    """What a route declared about its input and output, checked; None when nothing."""
+    if body is None and query is None and returns is None and status is None:
+        return None  # PERF: a route that declares nothing imports nothing more
+    from ..openapi.declared import Declared
+
+    return Declared(spec, body=body, query=query, returns=returns, status=status)
 
 
 class _VerbShortcut:
@@ -55,9 +82,24 @@ class _VerbShortcut:
         verb = self.verb
 
         def shortcut(
-            path: str, middleware: MiddlewareArg = None, *, name: str | None = None
+            path: str,
+            middleware: MiddlewareArg = None,
+            *,
+            name: str | None = None,
+            body: TypeForm = None,
+            query: TypeForm = None,
+            returns: TypeForm = None,
+            status: int | None = None,
         ) -> Callable[[F], F]:
-            return registrar.register(f"{verb} {path}", middleware, name=name)
+            return registrar.register(
+                f"{verb} {path}",
+                middleware,
+                name=name,
+                body=body,
+                query=query,
+                returns=returns,
+                status=status,
+            )
 
         shortcut.__name__ = shortcut.__qualname__ = verb.lower()
         shortcut.__doc__ = f"Decorator: the same as ``register('{verb} ' + path, ...)``."
@@ -85,25 +127,37 @@ class Registrar:
     delete = _VerbShortcut("DELETE")
 
     def register(
-        self, spec: str, middleware: MiddlewareArg = None, *, name: str | None = None
+        self,
+        spec: str,
+        middleware: MiddlewareArg = None,
+        *,
+        name: str | None = None,
+        body: TypeForm = None,
+        query: TypeForm = None,
+        returns: TypeForm = None,
+        status: int | None = None,
     ) -> Callable[[F], F]:
         """Decorator: route `spec` ('VERB /path') to the function, behind `middleware`.
 
-        `name` is the route's name for `url_for` (by default the function's ``__name__``). The
-        spec, the name and the middleware are checked here, at the decorator line (middleware
-        factories are called once to see that they return a handler); a decorator never
-        applied to a function is warned about on the first request.
+        `name` is the route's name for `url_for` (by default the function's ``__name__``).
+        `body`, `query` and `returns` declare types the JSON body, the query string and the
+        answer are validated against (``request['body_model']``, ``request['query_model']``),
+        `status` the status of an answer that gives none; each is in the OpenAPI document.
+        The spec, the name, the declared types and the middleware are checked here, at the
+        decorator line (middleware factories are called once to see that they return a
+        handler); a decorator never applied to a function is warned about on the first request.
         """
         served = self._served_spec(spec)
         routes = self._routes
         routes.check(served, name)
         chain = check_middleware(f"route {served!r}", middleware)
+        declared = _declare(served, body, query, returns, status)
         token = routes.expect(served)  # the next request warns if the decorator is never applied
 
         def decorator(handler: F) -> F:
             routes.applied(token)
             default_name = getattr(handler, "__name__", None)
-            routes.add(served, handler, chain, self._groups, name, default_name)
+            routes.add(served, handler, chain, self._groups, name, default_name, declared=declared)
             return handler
 
         return decorator
@@ -115,16 +169,26 @@ class Registrar:
         middleware: MiddlewareArg = None,
         *,
         name: str | None = None,
+        body: TypeForm = None,
+        query: TypeForm = None,
+        returns: TypeForm = None,
+        status: int | None = None,
     ) -> None:
         """Route `spec` to `handler` (the non-decorator form of `register`)."""
         served = self._served_spec(spec)
         chain = check_middleware(f"route {served!r}", middleware)
+        declared = _declare(served, body, query, returns, status)
         default_name = getattr(handler, "__name__", None)
-        self._routes.add(served, handler, chain, self._groups, name, default_name)
+        self._routes.add(
+            served, handler, chain, self._groups, name, default_name, declared=declared
+        )
 
-    def group(self, prefix: str, middleware: MiddlewareArg = None) -> Group:
-        """Routes under ``prefix``, behind ``middleware``: see `Group`."""
-        return Group(self, prefix, middleware)
+    def group(
+        self, prefix: str, middleware: MiddlewareArg = None, *, tags: Sequence[str] | None = None
+    ) -> Group:
+        """Routes under ``prefix``, behind ``middleware``, tagged `tags` in the OpenAPI
+        document: see `Group`."""
+        return Group(self, prefix, middleware, tags=tags)
 
     def _served_spec(self, spec: str) -> str:
         """`spec` with the prefix in front of its path, checked as written first."""
@@ -142,10 +206,18 @@ class Group(Registrar):
     It has the server's registration API (`register`, `register_handler`, `get`, `post`,
     `put`, `patch`, `delete`, `group`). The prefix is a path like ``/api`` (parameters
     allowed, no trailing ``/``, no catch-all); ``''`` or ``'/'`` adds no prefix, for a group
-    that only shares middleware.
+    that only shares middleware. `tags` (a list of strings) tag its routes in the OpenAPI
+    document, an inner group's added to those of the groups around it.
     """
 
-    def __init__(self, parent: Registrar, prefix: str, middleware: MiddlewareArg = None) -> None:
+    def __init__(
+        self,
+        parent: Registrar,
+        prefix: str,
+        middleware: MiddlewareArg = None,
+        *,
+        tags: Sequence[str] | None = None,
+    ) -> None:
         label = f"group {prefix!r}"
         if not isinstance(prefix, str):
             raise ValueError(f"group prefix must be a path like '/api', got {prefix!r}")
@@ -161,6 +233,7 @@ class Group(Registrar):
             except ValueError as exc:
                 raise ValueError(f"{label}: {exc}") from None
         self.middleware = check_middleware(label, middleware)
+        self.tags = _check_tags(label, tags)
         super().__init__(parent._routes, parent._prefix + prefix, (*parent._groups, self))
 
     @property
@@ -170,3 +243,12 @@ class Group(Registrar):
 
     def __repr__(self) -> str:
         return f"<Group {self._prefix or '/'!r}>"
+
+
+def _check_tags(label: str, tags: Sequence[str] | None) -> tuple[str, ...]:
+    """A group's OpenAPI tags as a tuple; ValueError for anything but a list of strings."""
+    if tags is None:
+        return ()
+    if isinstance(tags, str) or not all(isinstance(tag, str) and tag for tag in tags):
+        raise ValueError(f"{label}: tags must be a list of non-empty strings, like ['todos']")
+    return tuple(tags)

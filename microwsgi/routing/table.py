@@ -11,6 +11,7 @@ matching paths the router's, describing the table ``listing.py``'s.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..chains import Endpoint, Handler, Middleware, Resource, Scope
 from ..checks import UnappliedRoutes
@@ -18,6 +19,9 @@ from .converters import BUILTIN_CONVERTERS, Converter
 from .router import Router
 from .spec import parse_spec
 from .urls import RouteNames
+
+if TYPE_CHECKING:
+    from ..openapi.declared import Declared
 
 __all__: list[str] = []
 
@@ -54,13 +58,17 @@ class RouteTable:
         default_name: object = None,
         description: str | None = None,
         *,
+        declared: Declared | None = None,
         internal: bool = False,
+        static: bool = False,
     ) -> None:
         """Record a route; `spec` is the route as served (group prefixes included), `chain`
         its checked middleware (``check_middleware``), `groups` the enclosing groups, `name`
         the one given with ``name=``, `default_name` the one it has otherwise, `description`
-        what listings call the handler if not its name; `internal` marks a route the framework
-        registers for itself (health, metrics), which API documents leave out."""
+        what listings call the handler if not its name, `declared` its declared input and
+        output (``openapi/declared.py``); `internal` marks a route the framework registers for
+        itself (health, metrics, the API documentation), `static` a static folder's: API
+        documents leave both out."""
         verb, pattern = self.check(spec, name)
         if not callable(handler):
             raise ValueError(f"route {spec!r}: handler {handler!r} is not callable")
@@ -74,7 +82,15 @@ class RouteTable:
         else:
             given = name is not None
         resource.endpoints[verb] = Endpoint(
-            handler, chain, spec, groups, name, description, internal=internal
+            handler,
+            chain,
+            spec,
+            groups,
+            name,
+            description,
+            declared=declared,
+            internal=internal,
+            static=static,
         )
         self.names.add(name, given, spec, pattern)
         self.changed()
