@@ -6,8 +6,12 @@ the environment variable named next to it, and anything given on gunicorn's comm
 this file. The values are chosen for an app behind nginx on the same host (deploy/nginx.conf).
 """
 
+import atexit
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 
 def _env_int(name: str, default: int) -> int:
@@ -92,3 +96,39 @@ preload_app = os.environ.get("MICROWSGI_PRELOAD", "") == "1"
 # ignores both settings.)
 control_socket = os.environ.get("MICROWSGI_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
+
+# Metrics across workers. server.metrics() counts in each worker; prometheus_client's
+# multiprocess mode lets one scrape, whichever worker answers it, add up every worker's counts,
+# kept in files in the directory PROMETHEUS_MULTIPROC_DIR names. It must be set before the app
+# imports prometheus_client: here, in the master, so every worker inherits it. Unless it is
+# given, it is a new directory under $TMPDIR (/tmp by default: writable by any user, and one per
+# gunicorn, so two on one host never mix their counts), kept across reloads (`kill -HUP` reads
+# this file again in the same process) and removed when the master exits. A master started by
+# `kill -USR2` makes its own rather than share its parent's, which removes its own on exit.
+_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_METRICS_DIR_OWNER = "MICROWSGI_METRICS_DIR_OWNER"  # the pid of the master that made it
+_owner = os.environ.get(_METRICS_DIR_OWNER)
+if not os.environ.get(_METRICS_DIR) or (_owner is not None and _owner != str(os.getpid())):
+    _made = tempfile.mkdtemp(prefix="microwsgi-metrics-")
+    os.environ[_METRICS_DIR], os.environ[_METRICS_DIR_OWNER] = _made, str(os.getpid())
+
+    def _remove_metrics_dir(path: str = _made, owner: int = os.getpid()) -> None:
+        if os.getpid() == owner:  # not in a worker, which inherits the exit handler
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(_remove_metrics_dir)
+
+
+def on_starting(server):
+    # Counts an earlier gunicorn left in a directory given to this one would be added to its own.
+    for stale in glob.glob(os.path.join(os.environ[_METRICS_DIR], "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    # A worker that is gone must leave the in-progress gauge's sum; its counts stay in the total.
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:  # the `metrics` extra is not installed: nothing to mark
+        return
+    multiprocess.mark_process_dead(worker.pid)

@@ -21,7 +21,7 @@ from werkzeug.wsgi import ClosingIterator
 from ._address import check_address
 from ._http import parse_content_length
 from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
-from .chains import Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
+from .chains import ROUTE_KEY, Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
 from .checks import check_factory, check_order
 from .failures import ErrorAnswers
 from .observability.health import HealthCheck, health_handler
@@ -216,6 +216,20 @@ class Server(Registrar):
         handler = health_handler(path, checks)
         self._routes.add(f"GET {path}", handler, [], description="server.health()", internal=True)
 
+    def metrics(self, path: str = "/metrics", *, buckets: Sequence[float] | None = None) -> None:
+        """Count and time every request, and serve the counts at ``GET path`` in Prometheus's
+        text format (docs/metrics.md); `buckets` are the duration histogram's, in seconds.
+
+        Needs prometheus_client (``pip install 'microwsgi[metrics]'``): ImportError without.
+        """
+        from .observability.metrics import install, scrape_handler
+
+        measure = install(self, buckets)
+        self._routes.add(
+            f"GET {path}", scrape_handler(), [], description="server.metrics()", internal=True
+        )
+        self.wsgi_app = measure(self.wsgi_app)  # type: ignore[method-assign]
+
     def templates(
         self, folder: str | os.PathLike[str] = "templates", **jinja_options: Any
     ) -> jinja2.Environment:
@@ -326,6 +340,7 @@ class Server(Registrar):
                     or resource.any
                     or self._by_verb(path, method, request)
                 )
+            environ[ROUTE_KEY] = route  # what metrics label the request by
             if environ.get("CONTENT_LENGTH"):
                 self._check_length(environ["CONTENT_LENGTH"])
             rv = route.call(request)

@@ -37,6 +37,10 @@ Handler = Callable[[dict[str, Any]], Any]
 Middleware = Callable[[Handler], Handler]
 ErrorAnswer = Callable[[dict[str, Any], BaseException, str], Any]
 
+# The environ key under which the server leaves the `Chain` it matched, for what measures
+# requests by route (``observability/metrics.py``).
+ROUTE_KEY = "microwsgi.route"
+
 
 def check_middleware(
     owner: str, middleware: Middleware | Sequence[Middleware] | None

@@ -1,0 +1,263 @@
+"""``server.metrics()``: every request counted and timed, served in Prometheus's text format.
+
+Three metrics, made once per process by prometheus_client and shared by every `Server` in it
+(each told apart by its ``route`` labels), so that a second server calling ``metrics()`` meets
+no duplicate-registration error: ``microwsgi_requests_total`` (``verb``, ``route``,
+``status``), ``microwsgi_request_duration_seconds`` (``verb``, ``route``) and
+``microwsgi_requests_in_progress``.
+
+They are measured around the server's WSGI application (`Measured`), so every answer counts
+as sent: 404s, 405s, automatic OPTIONS answers, errors, mounted apps. Every label is bounded:
+``route`` is the matched route's name, its pattern where that name is not one route's alone,
+``<unmatched>`` when no route matched (never the raw path); ``verb`` is one of the methods
+RFC 9110 §9 defines or ``OTHER``; ``status`` is the numeric code.
+
+Under gunicorn with several workers prometheus_client's multiprocess mode makes one scrape
+count every worker: it is on when ``PROMETHEUS_MULTIPROC_DIR`` is set before prometheus_client
+is imported, which ``deploy/gunicorn.conf.py`` does. Registering the routes is ``app.py``'s
+business, and so is leaving in the environ the chain it matched (``chains.ROUTE_KEY``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from .._wsgi import StartResponse, WSGIApp, WSGIEnvironment
+from ..chains import ROUTE_KEY, Chain, Endpoint, Handler, Resource
+from ..request import request_header
+
+try:
+    import prometheus_client
+    from prometheus_client import multiprocess
+    from prometheus_client.exposition import choose_encoder
+except ImportError:  # pragma: no cover - the test extra installs it
+    raise ImportError(
+        "server.metrics() needs prometheus_client: pip install 'microwsgi[metrics]'"
+    ) from None
+
+if TYPE_CHECKING:
+    from ..app import Server
+
+__all__: list[str] = []
+
+UNMATCHED = "<unmatched>"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# RFC 9110 §9.3 and RFC 5789 (PATCH); any other method is one label value, so that a client
+# inventing methods adds no series.
+_VERBS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+class _ProcessMetrics:
+    """The process's three metrics, and the label children already looked up."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.requests = prometheus_client.Counter(
+            "microwsgi_requests_total",
+            "HTTP requests answered, by verb, route and status code.",
+            ["verb", "route", "status"],
+        )
+        self.duration = prometheus_client.Histogram(
+            "microwsgi_request_duration_seconds",
+            "Time from the request reaching the app to the end of its answer's body.",
+            ["verb", "route"],
+            buckets=buckets,
+        )
+        # Under several processes, the sum of the live processes' gauges.
+        self.in_progress = prometheus_client.Gauge(
+            "microwsgi_requests_in_progress",
+            "HTTP requests being answered.",
+            multiprocess_mode="livesum",
+        )
+        # PERF: `labels(...)` takes a lock and builds a key at each call; the children are
+        # kept here instead (every label is bounded, and so are these dicts).
+        self.counted: dict[tuple[str, str, str], Any] = {}
+        self.timed: dict[tuple[str, str], Any] = {}
+
+    def observe(self, verb: str, route: str, status: str, seconds: float) -> None:
+        counter = self.counted.get((verb, route, status))
+        if counter is None:
+            counter = self.counted[verb, route, status] = self.requests.labels(verb, route, status)
+        counter.inc()
+        timer = self.timed.get((verb, route))
+        if timer is None:
+            timer = self.timed[verb, route] = self.duration.labels(verb, route)
+        timer.observe(seconds)
+
+
+_process_metrics: _ProcessMetrics | None = None
+_process_lock = threading.Lock()
+
+
+def _metrics_for(buckets: Sequence[float] | None) -> _ProcessMetrics:
+    """The process's metrics, made on the first call; ValueError when `buckets` differ from
+    the ones they were made with (one histogram has one set of buckets)."""
+    global _process_metrics
+    wanted = tuple(float(b) for b in (buckets or prometheus_client.Histogram.DEFAULT_BUCKETS))
+    if wanted[-1] != float("inf"):
+        wanted = (*wanted, float("inf"))  # prometheus_client adds it too: compare like with like
+    with _process_lock:
+        if _process_metrics is None:
+            _process_metrics = _ProcessMetrics(wanted)
+        elif _process_metrics.buckets != wanted:
+            raise ValueError(
+                f"metrics(buckets={list(buckets or ())!r}): this process's "
+                f"microwsgi_request_duration_seconds already has the buckets "
+                f"{list(_process_metrics.buckets)!r}; every server in a process shares them"
+            )
+        return _process_metrics
+
+
+class RouteLabels:
+    """The ``route`` label of each compiled chain of one server, remade after it recompiles."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._compiled: object = None  # the chain builder the labels were made from
+        self._labels: dict[Chain, str] = {}
+
+    def label(self, environ: WSGIEnvironment) -> str:
+        chain = environ.get(ROUTE_KEY)
+        if chain is None:  # refused before routing (a path that is not UTF-8)
+            return UNMATCHED
+        server = self._server
+        if server._chains is not self._compiled:
+            self._labels = self._make()
+            self._compiled = server._chains
+        label = self._labels.get(chain)
+        if label is None:
+            # An automatic OPTIONS or 405 answer, made on first use: it answers for the best
+            # matching pattern, as ``chains.py`` words it.
+            found = server._router.find(environ.get("PATH_INFO") or "/")
+            label = UNMATCHED if found is None else found[0].pattern
+            self._labels[chain] = label
+        return label
+
+    def _make(self) -> dict[Chain, str]:
+        server = self._server
+        resources = list(server._routes.resources())
+        patterns: dict[str, set[str]] = {}
+        for resource in resources:
+            for endpoint in resource.endpoints.values():
+                if endpoint.name is not None:
+                    patterns.setdefault(endpoint.name, set()).add(resource.pattern)
+        labels: dict[Chain, str] = {server._not_found: UNMATCHED}
+        for resource in resources:
+            for verb, chain in resource.dispatch.items():
+                endpoint = resource.endpoints.get(verb) or resource.endpoints["GET"]  # HEAD
+                labels[chain] = _route_label(endpoint, resource, patterns)
+            if resource.any is not None:
+                any_verb = resource.endpoints.get("*")
+                label = (
+                    resource.pattern
+                    if any_verb is None
+                    else _route_label(any_verb, resource, patterns)
+                )
+                # A mounted app serves its prefix and everything under it: the prefix names it.
+                known = labels.get(resource.any)
+                labels[resource.any] = label if known is None else min(known, label, key=len)
+        return labels
+
+
+def _route_label(endpoint: Endpoint, resource: Resource, patterns: dict[str, set[str]]) -> str:
+    """The route's name when it names this pattern alone (PyMicroHTTP code reuses function
+    names), else the pattern as registered."""
+    name = endpoint.name
+    if name is not None and len(patterns[name]) == 1:
+        return name
+    return resource.pattern
+
+
+class Measured:
+    """A server's WSGI application, each request counted and timed until its body is done.
+
+    A body that is a list, or a file the server sends by itself (``wsgi.file_wrapper``, kept
+    unwrapped so that it still goes out by ``sendfile``), is done when the app returns it; any
+    other (a stream) when the server closes it.
+    """
+
+    def __init__(self, app: WSGIApp, labels: RouteLabels, metrics: _ProcessMetrics) -> None:
+        self._app = app
+        self._labels = labels
+        self._metrics = metrics
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
+        self._metrics.in_progress.inc()
+        sent = ["500"]  # an app that raises answers 500 through the server
+
+        def measured_start(status: str, headers: Any, *exc_info: Any) -> Callable[[bytes], object]:
+            sent[0] = status[:3]
+            return start_response(status, headers, *exc_info)
+
+        try:
+            body = self._app(environ, measured_start)
+        except BaseException:
+            self.finish(environ, sent[0], started)
+            raise
+        wrapper = environ.get("wsgi.file_wrapper")
+        if type(body) is list or (isinstance(wrapper, type) and isinstance(body, wrapper)):
+            self.finish(environ, sent[0], started)
+            return body
+        return _Measuring(body, lambda: self.finish(environ, sent[0], started))
+
+    def finish(self, environ: WSGIEnvironment, status: str, started: float) -> None:
+        """Count and time one request, which began at `started` and was answered `status`."""
+        metrics = self._metrics
+        metrics.in_progress.dec()
+        verb = environ["REQUEST_METHOD"]
+        metrics.observe(
+            verb if verb in _VERBS else "OTHER",
+            self._labels.label(environ),
+            status,
+            perf_counter() - started,
+        )
+
+
+class _Measuring:
+    """A streamed body, passed through; the measurement ends when the server closes it."""
+
+    __slots__ = ("_body", "_done")
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._body = body
+        self._done = done
+
+    def __iter__(self) -> Any:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._done()
+
+
+def scrape_handler() -> Handler:
+    """The handler serving the metrics: the process's, or every worker's in multiprocess mode,
+    in the format the scraper's ``Accept`` asks for (Prometheus text or OpenMetrics)."""
+
+    def scrape(request: dict[str, Any]) -> Any:
+        registry: Any = prometheus_client.REGISTRY
+        if os.environ.get(MULTIPROCESS_ENV):
+            registry = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        encode, content_type = choose_encoder(request_header(request, "Accept") or "")
+        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+        return encode(registry), 200, headers
+
+    return scrape
+
+
+def install(server: Server, buckets: Sequence[float] | None) -> Callable[[WSGIApp], Measured]:
+    """What `Server.metrics` needs: checks `buckets` against the process's metrics and returns
+    the wrapper to put around the server's WSGI application."""
+    metrics = _metrics_for(buckets)
+    labels = RouteLabels(server)
+    return lambda app: Measured(app, labels, metrics)
