@@ -14,6 +14,8 @@ from .files import send_file
 from .middleware import (
     basic_auth,
     bearer_auth,
+    compress,
+    conditional,
     cors,
     csrf,
     request_id,
@@ -34,6 +36,8 @@ __all__ = [
     "abort",
     "basic_auth",
     "bearer_auth",
+    "compress",
+    "conditional",
     "cors",
     "csrf",
     "delete_cookie",

@@ -139,6 +139,23 @@ def _if_match_holds(header: str, etag: str | None) -> bool:
     return not weak and etags.is_strong(value)
 
 
+def not_modified(
+    environ: WSGIEnvironment, etag: str | None, last_modified: datetime | str | None
+) -> bool:
+    """Whether the client's copy is current, so a GET or HEAD gets 304 (RFC 9110 section 13.1.2:
+    If-None-Match, weak comparison; section 13.1.3: If-Modified-Since, ignored next to
+    If-None-Match). The one 304 rule: ``send_file`` and ``conditional()`` use it."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    return not is_resource_modified(
+        http_if_none_match=if_none_match,
+        http_if_modified_since=(
+            None if if_none_match is not None else environ.get("HTTP_IF_MODIFIED_SINCE")
+        ),
+        etag=etag,
+        last_modified=last_modified,
+    )
+
+
 def _byte_span(start: int, stop: int | None, size: int) -> tuple[int, int] | None:
     """One range of a Range header as ``(start, stop)`` within `size` bytes, or None."""
     if stop is None and start < -size:
@@ -197,15 +214,7 @@ class FileResponse(Response):
             since = parse_date(environ.get("HTTP_IF_UNMODIFIED_SINCE"))
             if since is not None and modified is not None and modified > since:
                 return 412, "the file was modified after If-Unmodified-Since"
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
-        if not is_resource_modified(
-            http_if_none_match=if_none_match,
-            # RFC 9110 section 13.1.3: If-Modified-Since is ignored next to If-None-Match.
-            http_if_modified_since=None if if_none_match is not None else modified_since,
-            etag=etag,
-            last_modified=modified,
-        ):
+        if not_modified(environ, etag, modified):
             return 304, "not modified"
         return None
 

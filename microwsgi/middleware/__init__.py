@@ -8,6 +8,8 @@ they get the headers too). Chaining middleware is ``chains.py``'s business.
 """
 
 from .auth import basic_auth, bearer_auth
+from .compress import compress
+from .conditional import conditional
 from .cors import cors
 from .csrf import csrf
 from .request_id import request_id
@@ -17,6 +19,8 @@ from .sessions import sessions
 __all__ = [
     "basic_auth",
     "bearer_auth",
+    "compress",
+    "conditional",
     "cors",
     "csrf",
     "request_id",
