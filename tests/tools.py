@@ -1,7 +1,7 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate, valgrind, podman...): found or explained; root, for the tests that
-need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run to the
-end (`run_command`).
+systemd-socket-activate, valgrind, podman, chromium...): found or explained; root, for the tests
+that need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run
+to the end (`run_command`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets

@@ -1,4 +1,8 @@
-"""Each example runs both ways its docstring says: `python examples/NAME.py` and under gunicorn."""
+"""Each example runs both ways its docstring says: `python examples/NAME.py` and under gunicorn.
+
+An example in a folder of its own (``notes/app``) is served by gunicorn from that folder; the
+notes example keeps its SQLite file in the test's temporary directory.
+"""
 
 from __future__ import annotations
 
@@ -32,13 +36,19 @@ EXAMPLE_REQUESTS = [
     pytest.param("mounted", "/flask/", 200, id="mounted"),
     pytest.param("streaming", "/count?n=2", 200, id="streaming"),
     pytest.param("library", "/api/v1/books/dune", 200, id="library"),
+    pytest.param("notes/app", "/signin", 200, id="notes"),
 ]
+
+
+def example_env(tmp_path: Path) -> dict[str, str]:
+    """What the examples read from the environment, pointed at the test's own files."""
+    return {"NOTES_DB": str(tmp_path / "notes.sqlite3")}
 
 
 @pytest.mark.parametrize(("name", "path", "status"), EXAMPLE_REQUESTS)
 def test_runs_on_the_built_in_server(tmp_path: Path, name: str, path: str, status: int) -> None:
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {**os.environ, **example_env(tmp_path), "HOST": "127.0.0.1", "PORT": str(port)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     output = tmp_path / "output.log"
     with output.open("wb") as sink:
@@ -62,7 +72,8 @@ def test_runs_on_the_built_in_server(tmp_path: Path, name: str, path: str, statu
 
 @pytest.mark.parametrize(("name", "path", "status"), EXAMPLE_REQUESTS)
 def test_runs_under_gunicorn(
-    gunicorn: Callable[..., Gunicorn], name: str, path: str, status: int
+    gunicorn: Callable[..., Gunicorn], tmp_path: Path, name: str, path: str, status: int
 ) -> None:
-    app = gunicorn(f"{name}:server", chdir=EXAMPLES)
+    folder, _, module = name.rpartition("/")
+    app = gunicorn(f"{module}:server", chdir=EXAMPLES / folder, env=example_env(tmp_path))
     assert fetch(app.port, path).status == status
