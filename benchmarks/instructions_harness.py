@@ -15,8 +15,7 @@ import socket
 import sys
 
 from benchmarks.apps import build_app
-from microwsgi.server.protocol.connection import Connection
-from microwsgi.server.protocol.events import NEED_DATA, ProtocolError, RequestHead
+from microwsgi.server.protocol import NEED_DATA, Connection, ProtocolError, RequestHead
 from microwsgi.server.wsgi import WSGIBridge
 
 RECV_SIZE = 65536

@@ -20,7 +20,7 @@ from gunicorn.config import Config
 from gunicorn.http.wsgi import WSGIErrorsWrapper
 
 from ..server.exchange import Exchange
-from ..server.protocol.events import ProtocolError
+from ..server.protocol import ProtocolError
 
 __all__: list[str] = []  # for worker.py
 

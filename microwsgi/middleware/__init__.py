@@ -12,6 +12,7 @@ from .compress import compress
 from .conditional import conditional
 from .cors import cors
 from .csrf import csrf
+from .rate_limit import rate_limit
 from .request_id import request_id
 from .request_logger import request_logger
 from .sessions import sessions
@@ -23,6 +24,7 @@ __all__ = [
     "conditional",
     "cors",
     "csrf",
+    "rate_limit",
     "request_id",
     "request_logger",
     "sessions",

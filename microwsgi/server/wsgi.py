@@ -27,8 +27,7 @@ from .answers import SERVER_SOFTWARE, error_answer
 from .config import Hooks
 from .exchange import ClientGone, Exchange
 from .logs import log_access
-from .protocol.connection import Connection
-from .protocol.events import ProtocolError, RequestHead
+from .protocol import Connection, ProtocolError, RequestHead
 
 log = logging.getLogger("microwsgi.server")
 

@@ -10,7 +10,7 @@ import pytest
 from gunicorn.config import Config
 
 from microwsgi.gunicorn.adapter import ErrorStream, ProxyPolicy, RequestView, ResponseView
-from microwsgi.server.protocol.events import RequestHead
+from microwsgi.server.protocol import RequestHead
 
 
 def config(**settings: Any) -> Config:

@@ -22,7 +22,7 @@ from tracing import Trace
 
 from microwsgi.server import Engine, Hooks, ServerConfig, mux
 from microwsgi.server.exchange import Exchange
-from microwsgi.server.protocol.events import ProtocolError
+from microwsgi.server.protocol import ProtocolError
 
 WAIT = 10.0  # a guard against hanging, never what a test asserts
 

@@ -21,7 +21,7 @@ from tracing import Trace, TracedEpollThreads
 
 from microwsgi.server import Engine, mux
 from microwsgi.server.channel import Channel
-from microwsgi.server.protocol.connection import Connection
+from microwsgi.server.protocol import Connection
 from microwsgi.server.responder import Turn
 
 pytestmark = pytest.mark.skipif(not mux.AVAILABLE, reason="epoll is Linux-only")

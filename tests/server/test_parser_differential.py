@@ -38,10 +38,10 @@ from gunicorn.http.parser import RequestParser
 from test_parser_fuzz import _corpus, mutate
 from test_protocol import split_at
 
-from microwsgi.server.protocol.connection import Connection
-from microwsgi.server.protocol.events import (
+from microwsgi.server.protocol import (
     NEED_DATA,
     PAUSED,
+    Connection,
     Data,
     EndOfMessage,
     ProtocolError,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from test_protocol import replay, split_at
 
-from microwsgi.server.protocol.events import Limits
+from microwsgi.server.protocol import Limits
 
 CORPUS = Path(__file__).parent / "corpus"
 SECONDS = float(os.environ.get("MICROWSGI_FUZZ_SECONDS", "3"))

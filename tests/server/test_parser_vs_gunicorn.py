@@ -17,7 +17,7 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.http.parser import RequestParser
 from test_protocol import CASES, replay
 
-from microwsgi.server.protocol.events import Limits
+from microwsgi.server.protocol import Limits
 
 
 def gunicorn_reads(raw: bytes) -> tuple[list[tuple[str, str]], Exception | None]:

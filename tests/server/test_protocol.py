@@ -18,10 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microwsgi.server.protocol.connection import Connection
-from microwsgi.server.protocol.events import (
+from microwsgi.server.protocol import (
+    FORBIDDEN_TRAILERS,
     NEED_DATA,
     PAUSED,
+    SINGLETON_FIELDS,
+    Connection,
     ConnectionClosed,
     Data,
     EndOfMessage,
@@ -30,7 +32,6 @@ from microwsgi.server.protocol.events import (
     ProtocolError,
     RequestHead,
 )
-from microwsgi.server.protocol.fields import FORBIDDEN_TRAILERS, SINGLETON_FIELDS
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -15,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 
 import microwsgi.server
+import microwsgi.server.protocol
 
 DEVSERVER_PAGE = Path(__file__).resolve().parents[2] / "docs" / "devserver.md"
 DOCUMENTED = {"BindError", "DevServer", "Engine", "Hooks", "ServerConfig", "serve"}
@@ -35,11 +36,17 @@ def test_the_embedding_api_is_what_the_readme_documents() -> None:
         assert getattr(microwsgi.server, name) is not None
 
 
-def test_the_modules_inside_export_nothing() -> None:
+def test_the_modules_inside_export_nothing_but_the_parsers_entry_point() -> None:
     names = [m.name for m in pkgutil.walk_packages(microwsgi.server.__path__, "microwsgi.server.")]
     assert "microwsgi.server.protocol.head" in names
     exporting = [name for name in names if hasattr(import_module(name), "__all__")]
-    assert exporting == []
+    assert exporting == ["microwsgi.server.protocol"]
+
+
+def test_the_parsers_entry_point_is_what_the_docs_document() -> None:
+    section = _section("Driving the parser: `microwsgi.server.protocol`")
+    for name in microwsgi.server.protocol.__all__:
+        assert f"`{name}" in section, name
 
 
 def test_the_readme_embedding_example_runs() -> None:

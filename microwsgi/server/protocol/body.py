@@ -9,7 +9,6 @@ left in the buffer after `EndOfMessage` is the next, pipelined request.
 
 from __future__ import annotations
 
-import enum
 from typing import Final
 
 from .events import NEED_DATA, Data, EndOfMessage, Limits, ProtocolError, Sentinel
@@ -50,19 +49,11 @@ class LengthReader:
         return Data(data)
 
 
-class _Chunk(enum.Enum):
-    SIZE = enum.auto()  # expecting a chunk-size line
-    DATA = enum.auto()
-    CRLF = enum.auto()  # the CRLF after chunk data
-    TRAILERS = enum.auto()
-
-
-# PERF: the members under module names: in Python 3.11 looking a member up on its Enum
-# class goes through the metaclass's __getattr__ hook, about 1,000 instructions a time.
-_EXPECT_SIZE: Final = _Chunk.SIZE
-_EXPECT_DATA: Final = _Chunk.DATA
-_EXPECT_CRLF: Final = _Chunk.CRLF
-_EXPECT_TRAILERS: Final = _Chunk.TRAILERS
+# What a chunked reader expects next.
+_EXPECT_SIZE: Final = Sentinel("chunk-size line")
+_EXPECT_DATA: Final = Sentinel("chunk data")
+_EXPECT_CRLF: Final = Sentinel("CRLF after chunk data")
+_EXPECT_TRAILERS: Final = Sentinel("trailer section")
 
 
 class ChunkedReader:

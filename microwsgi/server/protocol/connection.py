@@ -11,7 +11,6 @@ is ``head.py``, reading a body ``body.py``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -24,85 +23,59 @@ from .events import (
     ConnectionClosed,
     EndOfMessage,
     ProtocolError,
+    Sentinel,
 )
 from .fields import build_request_head
 from .grammar import tokens
 from .head import HeadReader
 
 if TYPE_CHECKING:
-    from .events import Data, Event, Limits, RequestHead, Sentinel
+    from .events import Data, Event, Limits, RequestHead
 
 
-class _Field(enum.IntEnum):
-    """What a response field is to the framing: one that needs a look, or any other (0)."""
-
-    OTHER = 0
-    LENGTH = 1
-    CONNECTION = 2
-    TRANSFER_ENCODING = 3
-    DATE = 4
-    SERVER = 5
-
-
-# PERF: members under module names: in Python 3.11 looking a member up on its Enum class
-# goes through the metaclass's __getattr__ hook, about 1,000 instructions a time.
-_CONNECTION_FIELD: Final = _Field.CONNECTION
-_TRANSFER_ENCODING_FIELD: Final = _Field.TRANSFER_ENCODING
-_DATE_FIELD: Final = _Field.DATE
-_SERVER_FIELD: Final = _Field.SERVER
-
+# What a response field is to the framing: any other field (0, the usual one) needs no second
+# look; these do.
+_LENGTH_FIELD: Final = 1
+_CONNECTION_FIELD: Final = 2
+_TRANSFER_ENCODING_FIELD: Final = 3
+_DATE_FIELD: Final = 4
+_SERVER_FIELD: Final = 5
 _SPECIAL_FIELDS: Final = {
-    "content-length": _Field.LENGTH,
-    "connection": _Field.CONNECTION,
-    "transfer-encoding": _Field.TRANSFER_ENCODING,
-    "date": _Field.DATE,
-    "server": _Field.SERVER,
+    "content-length": _LENGTH_FIELD,
+    "connection": _CONNECTION_FIELD,
+    "transfer-encoding": _TRANSFER_ENCODING_FIELD,
+    "date": _DATE_FIELD,
+    "server": _SERVER_FIELD,
 }
 # PERF: response field names as applications spell them -> their kind, checked against the
 # token grammar once: one dict lookup per field instead of lower(), a set lookup and a regex.
 # Names come from applications, not clients, but the cache is bounded all the same.
-_FIELD_KINDS: dict[str, _Field] = {}
+_FIELD_KINDS: dict[str, int] = {}
 _MAX_FIELD_KINDS: Final = 512
 
 
-def _field_kind(name: str) -> _Field:
+def _field_kind(name: str) -> int:
     """The kind of the response field `name`; ValueError when it is not a token."""
     if not valid_field_name(name):
         raise ValueError(f"header name {name!r} is not a token")
-    kind = _SPECIAL_FIELDS.get(name.lower(), _Field.OTHER)
+    kind = _SPECIAL_FIELDS.get(name.lower(), 0)
     if len(_FIELD_KINDS) < _MAX_FIELD_KINDS:
         _FIELD_KINDS[name] = kind
     return kind
 
 
-class _In(enum.Enum):
-    HEAD = enum.auto()
-    BODY = enum.auto()
-    DONE = enum.auto()  # request complete; the next one waits for start_next_cycle()
-    CLOSED = enum.auto()
-
-
-_IN_HEAD: Final = _In.HEAD  # PERF: as the field kinds above
-_IN_BODY: Final = _In.BODY
-_IN_DONE: Final = _In.DONE
-_IN_CLOSED: Final = _In.CLOSED
-
-
-class _Out(enum.Enum):
-    IDLE = enum.auto()
-    NO_BODY = enum.auto()  # HEAD, 204, 304
-    LENGTH = enum.auto()
-    CHUNKED = enum.auto()
-    UNTIL_CLOSE = enum.auto()  # RFC 9112 §6.3 item 8: the body ends when we close
-    DONE = enum.auto()
-
-
-_OUT_IDLE: Final = _Out.IDLE  # PERF: as the field kinds above
-_OUT_NO_BODY: Final = _Out.NO_BODY
-_OUT_LENGTH: Final = _Out.LENGTH
-_OUT_CHUNKED: Final = _Out.CHUNKED
-_OUT_UNTIL_CLOSE: Final = _Out.UNTIL_CLOSE
-_OUT_DONE: Final = _Out.DONE
+# Where the request side of a cycle is.
+_IN_HEAD: Final = Sentinel("in: head")
+_IN_BODY: Final = Sentinel("in: body")
+_IN_DONE: Final = Sentinel("in: done")  # request complete; the next waits for start_next_cycle()
+_IN_CLOSED: Final = Sentinel("in: closed")
+# Where the response side is, and how its body is framed.
+_OUT_IDLE: Final = Sentinel("out: idle")
+_OUT_NO_BODY: Final = Sentinel("out: no body")  # HEAD, 204, 304
+_OUT_LENGTH: Final = Sentinel("out: Content-Length")
+_OUT_CHUNKED: Final = Sentinel("out: chunked")
+_OUT_UNTIL_CLOSE: Final = Sentinel("out: until close")  # RFC 9112 §6.3 item 8: ends when we close
+_OUT_DONE: Final = Sentinel("out: done")
 
 
 class Connection:
@@ -204,11 +177,6 @@ class Connection:
         self._error = ProtocolError(400, "connection closed mid-request")
         self.keep_alive = False
         raise ProtocolError(400, "connection closed mid-request")
-
-    @property
-    def request(self) -> RequestHead | None:
-        """The current cycle's request, once its head has been parsed."""
-        return self._request
 
     @property
     def response_complete(self) -> bool:
@@ -406,7 +374,7 @@ def _head_lines(
     return lines, declared, close
 
 
-def _declared_length(kind: _Field, value: str, declared: int | None) -> tuple[str, int]:
+def _declared_length(kind: int, value: str, declared: int | None) -> tuple[str, int]:
     """The Content-Length an application gives, checked; Transfer-Encoding is refused."""
     if kind is _TRANSFER_ENCODING_FIELD:
         raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
