@@ -6,11 +6,13 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e_support import HERE, Gunicorn, fetch, wait_until
+from e2e_support import DEPLOY, HERE, REPO, Gunicorn, fetch, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
@@ -71,3 +73,13 @@ def test_one_scrape_counts_both_workers(gunicorn: Callable[..., Gunicorn], tmp_p
 
     server.stop()
     assert not metrics_dir.exists()
+
+
+def test_checking_the_config_leaves_no_directory_behind(tmp_path: Path) -> None:
+    # gunicorn --check-config reads the config and exits: the directory it made goes with it.
+    command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"),
+               "--check-config", "--chdir", str(HERE), "ops_app:server"]  # fmt: skip
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -225,6 +225,8 @@ def test_the_metrics_route_is_internal(measured: tuple[Server, webtest.TestApp])
     assert resource.endpoints["GET"].internal
     listed = [route for route in server.routes() if route["path"] == "/metrics"]
     assert listed[0]["handler"] == "server.metrics()"
+    assert "/metrics" not in server.openapi()["paths"]
+    assert "/m/items" in server.openapi()["paths"]
 
 
 def test_other_buckets_in_the_same_process_are_refused() -> None:
