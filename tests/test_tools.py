@@ -22,7 +22,7 @@ NEEDING_PROGRAMS = [
 ]
 
 
-# Its three tests share the image (a module fixture), which asks for the programs first.
+# Its five tests share the image (a module fixture), which asks for the programs first.
 CONTAINER_TEST = "tests/e2e/test_container.py"
 
 
@@ -63,12 +63,12 @@ def test_under_ci_a_missing_program_is_a_failure() -> None:
 def test_without_podman_the_container_test_skips_naming_it_and_fails_under_ci() -> None:
     done = run_pytest([CONTAINER_TEST])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 skipped" in done.stdout
+    assert "5 skipped" in done.stdout
     assert "podman is not installed" in done.stdout
     assert "apt-get install podman" in done.stdout
     done = run_pytest([CONTAINER_TEST], **{tools.REQUIRE_ENV: "1"})
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "3 errors" in done.stdout  # the fixture fails, before any test runs
+    assert "5 errors" in done.stdout  # the fixture fails, before any test runs
     assert f"{tools.REQUIRE_ENV}=1 requires it" in done.stdout
 
 

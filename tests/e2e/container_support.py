@@ -56,9 +56,10 @@ EXTRA_REQUIREMENTS = ("setuptools>=68", "gunicorn>=23")
 
 
 def run(
-    command: Sequence[str], timeout: float, env: dict[str, str] | None = None
+    command: Sequence[str], timeout: float, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` to its end; fail the test with its output if it fails or overruns.
+    """Run `command` to its end; fail the test with its output if it overruns, or if it fails
+    and `check` is true.
 
     On overrun it gets SIGTERM first (debootstrap then unmounts what it mounted), SIGKILL later.
     """
@@ -75,7 +76,7 @@ def run(
                 proc.kill()
                 out, err = proc.communicate()
             pytest.fail(f"{command[0]} overran {timeout:.0f} s: {command}\n{out}{err[-4000:]}")
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         pytest.fail(f"{command[0]} failed ({proc.returncode}): {command}\n{out}{err[-4000:]}")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
@@ -205,6 +206,16 @@ class Podman:
     def __call__(self, *args: str, timeout: float = PODMAN_TIMEOUT) -> str:
         """Run ``podman ARGS`` on this podman's storage; its standard output."""
         return run(["podman", *self.flags, *args], timeout, self.env).stdout
+
+    def healthcheck(self, container: str) -> subprocess.CompletedProcess[str]:
+        """``podman healthcheck run``: the image's HEALTHCHECK, run once inside the container
+        (exit status 0, or 1 and "unhealthy")."""
+        return run(
+            ["podman", *self.flags, "healthcheck", "run", container],
+            PODMAN_TIMEOUT,
+            self.env,
+            False,
+        )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """Start ``podman ARGS`` without waiting for it; the caller waits."""

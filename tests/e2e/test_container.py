@@ -3,8 +3,9 @@ registry would: on a Debian base made with debootstrap, installing from a wheelh
 
 The image is built once for the module (``--format docker``: podman's default OCI format drops
 HEALTHCHECK) with no network at all, which proves the wheelhouse path needs no index. One
-container runs the image's own command (examples/hello.py); the stop test runs another with
-examples/streaming.py, whose /count answers slowly. Everything runs on a podman of the test's own
+container runs the image's own command (examples/hello.py, which registers server.health() for
+the image's HEALTHCHECK); two more run examples/streaming.py, which has no health route and
+whose /count answers slowly. Everything runs on a podman of the test's own
 (tests/e2e/container_support.py), removed at the end whatever happened.
 """
 
@@ -131,6 +132,24 @@ def test_every_process_in_the_container_runs_as_the_unprivileged_user(
     for user, host_user in rows:
         assert user == "app"
         assert host_user != "0"
+
+
+def test_the_healthcheck_passes_inside_the_container(podman: Podman, hello: Container) -> None:
+    checked = podman.healthcheck(hello.name)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status = podman("inspect", "--format", "{{.State.Health.Status}}", hello.name)
+    assert status.strip() == "healthy"
+
+
+def test_the_healthcheck_fails_for_an_app_without_the_health_route(
+    podman: Podman, start_container: Callable[..., Container]
+) -> None:
+    # examples/streaming.py registers no server.health(): /healthz is a 404 there.
+    streaming = start_container("no-health", "--chdir", "/app/examples", "streaming:server")
+    assert fetch(streaming.port, "/healthz").status == 404
+    checked = podman.healthcheck(streaming.name)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert checked.stdout.strip() == "unhealthy"
 
 
 def test_stop_finishes_the_request_in_flight_and_exits_0(
