@@ -3,10 +3,10 @@
 This module owns the order of things on a connection: a request head, its body, then the
 response (status line and fields, body framed by Content-Length, chunked coding or close),
 then either the next cycle or the end. It decides whether the connection can carry another
-request (RFC 9112 §9.3) and refuses to put on the wire what would split or corrupt a
-response. It never touches a socket, a clock or a thread: the workers feed it bytes and
-write what it returns, and the WSGI bridge turns its events into an environ. Reading a head
-is ``head.py``, reading a body ``body.py``.
+request (RFC 9112 §9.3) and how a response's body is framed. It never touches a socket, a
+clock or a thread: the threads feed it bytes and write what it returns, and the WSGI bridge
+turns its events into an environ. Reading a head is ``head.py``, reading a body ``body.py``,
+writing a response head (and refusing what would split or corrupt it) ``response.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from ..._http import parse_content_length, reason_phrase, valid_field_name, valid_field_value
+from ..._http import reason_phrase
 from .body import ChunkedReader, LengthReader
 from .events import (
     DEFAULT_LIMITS,
@@ -26,42 +26,11 @@ from .events import (
     Sentinel,
 )
 from .fields import build_request_head
-from .grammar import tokens
 from .head import HeadReader
+from .response import head_lines
 
 if TYPE_CHECKING:
     from .events import Data, Event, Limits, RequestHead
-
-
-# What a response field is to the framing: any other field (0, the usual one) needs no second
-# look; these do.
-_LENGTH_FIELD: Final = 1
-_CONNECTION_FIELD: Final = 2
-_TRANSFER_ENCODING_FIELD: Final = 3
-_DATE_FIELD: Final = 4
-_SERVER_FIELD: Final = 5
-_SPECIAL_FIELDS: Final = {
-    "content-length": _LENGTH_FIELD,
-    "connection": _CONNECTION_FIELD,
-    "transfer-encoding": _TRANSFER_ENCODING_FIELD,
-    "date": _DATE_FIELD,
-    "server": _SERVER_FIELD,
-}
-# PERF: response field names as applications spell them -> their kind, checked against the
-# token grammar once: one dict lookup per field instead of lower(), a set lookup and a regex.
-# Names come from applications, not clients, but the cache is bounded all the same.
-_FIELD_KINDS: dict[str, int] = {}
-_MAX_FIELD_KINDS: Final = 512
-
-
-def _field_kind(name: str) -> int:
-    """The kind of the response field `name`; ValueError when it is not a token."""
-    if not valid_field_name(name):
-        raise ValueError(f"header name {name!r} is not a token")
-    kind = _SPECIAL_FIELDS.get(name.lower(), 0)
-    if len(_FIELD_KINDS) < _MAX_FIELD_KINDS:
-        _FIELD_KINDS[name] = kind
-    return kind
 
 
 # Where the request side of a cycle is.
@@ -93,8 +62,9 @@ class Connection:
         self._eof = False
         self._error: ProtocolError | None = None
         self.keep_alive = True
-        self._head = HeadReader(limits)
+        self._head = HeadReader(limits)  # PERF: one reader per connection, reset each cycle
         self._read_body: Callable[[bytearray], Data | EndOfMessage | Sentinel]
+        self._out_remaining = 0  # bytes of a Content-Length body still to send
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
@@ -102,9 +72,7 @@ class Connection:
         self.request_complete = False
         self._out = _OUT_IDLE
         self._request: RequestHead | None = None
-        self._head.reset()  # PERF: one reader per connection, not one per request
         self._end_pending = False  # a bodyless request's EndOfMessage, not yet returned
-        self._out_remaining = 0
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -198,6 +166,7 @@ class Connection:
                 "cannot start a new cycle: request or response unfinished, or closing"
             )
         self._reset_cycle()
+        self._head.reset()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -235,25 +204,18 @@ class Connection:
         """
         if self._out is not _OUT_IDLE:
             raise RuntimeError("response already started")
-        if not 200 <= status <= 999:
-            raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
-        lines, declared, asked_close = _head_lines(status, reason, headers, date, server)
+        lines, declared, asked_close = head_lines(status, reason, headers, date, server)
         if body is not None:
             length = len(body)
-        try:
-            head_bytes = "".join(lines).encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"response head is not latin-1: {exc}") from None
-        head_bytes += self._choose_framing(status, declared, length, head, close or asked_close)
-        return head_bytes if body is None else self._whole(head_bytes, body)
-
-    def _whole(self, head_bytes: bytes, body: bytes) -> bytes:
-        """The head, then all of the body, framed and ended."""
+        lines.append(self._choose_framing(status, declared, length, head, close or asked_close))
+        if body is None:
+            return b"".join(lines)
         if self._out is _OUT_LENGTH and self._out_remaining == len(body):
-            self._out = _OUT_DONE  # PERF: the usual whole answer, as it is, in one go
+            self._out = _OUT_DONE  # PERF: the usual whole answer, joined to its head in one go
             self._out_remaining = 0
-            return head_bytes + body
-        return head_bytes + self.send_data(body) + self.send_end()
+            lines.append(body)
+            return b"".join(lines)
+        return b"".join(lines) + self.send_data(body) + self.send_end()
 
     def _choose_framing(
         self, status: int, declared: int | None, length: int | None, head: bool, close: bool
@@ -326,60 +288,3 @@ class Connection:
             raise RuntimeError("send_end outside a response")
         self._out = _OUT_DONE
         return b"0\r\n\r\n" if out is _OUT_CHUNKED else b""
-
-
-def _head_lines(
-    status: int, reason: str, headers: list[tuple[str, str]], date: str | None, server: str | None
-) -> tuple[list[str], int | None, bool]:
-    """The status line and field lines (each ending in CRLF) of a response head, the
-    Content-Length it declares, and whether its Connection field asks to close.
-
-    ValueError for what would split or corrupt the head on the wire: a name that is not a
-    token, CR, LF or NUL in the reason or a value, a bad or conflicting Content-Length,
-    Transfer-Encoding (the server frames the body). PERF: names are checked once (the
-    cache of `_field_kind`), and each value is checked on its own (`valid_field_value`) rather
-    than the whole encoded head searched for its line endings; a printable one needs no more
-    (CR, LF and NUL are not), so the rule's own call is left for the rare value with a tab.
-    """
-    if not reason.isprintable() and not valid_field_value(reason):
-        raise ValueError(f"CR, LF or NUL in the reason phrase {reason!r}")
-    lines = [f"HTTP/1.1 {status} {reason}\r\n"]
-    declared: int | None = None
-    close = False
-    kinds = _FIELD_KINDS
-    for name, value in headers:
-        kind = kinds.get(name)
-        if kind is None:
-            kind = _field_kind(name)
-        if not value.isprintable() and not valid_field_value(value):
-            raise ValueError(f"CR, LF or NUL in the value of {name!r}")
-        if kind:  # PERF: one test for the usual field, which needs no second look
-            if kind is _CONNECTION_FIELD:
-                # Hop-by-hop: we write our own, honouring an application's wish to close.
-                close = close or "close" in tokens(value)
-                continue
-            if kind is _DATE_FIELD:
-                date = None
-            elif kind is _SERVER_FIELD:
-                server = None
-            else:
-                value, declared = _declared_length(kind, value, declared)
-                if status == 204:
-                    continue  # RFC 9110 §8.6: never on 204
-        lines.append(f"{name}: {value}\r\n")
-    if date is not None:
-        lines.append(f"Date: {date}\r\n")
-    if server is not None:
-        lines.append(f"Server: {server}\r\n")
-    return lines, declared, close
-
-
-def _declared_length(kind: int, value: str, declared: int | None) -> tuple[str, int]:
-    """The Content-Length an application gives, checked; Transfer-Encoding is refused."""
-    if kind is _TRANSFER_ENCODING_FIELD:
-        raise ValueError("Transfer-Encoding is hop-by-hop; the server frames the body")
-    value = value.strip(" \t")
-    length = parse_content_length(value)
-    if length is None or declared not in (None, length):
-        raise ValueError(f"invalid or conflicting Content-Length {value!r}")
-    return value, length

@@ -6,24 +6,68 @@ limits, in stream order. Each call takes every complete line in the buffer, so a
 arrived whole is split at once and a head trickling in a byte at a time costs linear time;
 either way the first problem in the stream is the one reported, so a request gets the same
 answer however its bytes are split. A whole head that is well-formed and within the limits
-(the usual request) is taken in one match; any other is taken line by line, which says what
-is wrong with it. What one line must look like is ``grammar.py``; what the fields mean is
-``fields.py``.
+(the usual request) is taken at once, its lines looked up in memos of the lines seen before;
+any other is taken line by line, which says what is wrong with it. What one line must look
+like is ``grammar.py``; what the fields mean is ``fields.py``.
 """
 
 from __future__ import annotations
 
+from typing import Final, TypeAlias
+
 from .events import Limits, ProtocolError
 from .fields import FORBIDDEN_TRAILERS
 from .grammar import (
-    FIELD_LINE_RE,
     FIELD_RE,
-    HEAD_RE,
+    REQUEST_LINE_RE,
     check_request_line_prefix,
     field_problem,
     parse_request_line,
 )
+from .memo import remember
 from .target import split_target
+
+RequestLine: TypeAlias = tuple[str, str, str]  # method, target, "1.1" or "1.0"
+TargetParts: TypeAlias = tuple[str, str, str | None]  # path, query, authority: see split_target
+
+# PERF: request lines and field lines checked before -> what they are, so that a line a client
+# sends again (keep-alive clients send the same ones request after request) costs one dict
+# lookup instead of a pattern match (~2,000 instructions a match, however short the line) and
+# a split. Only short lines are kept, so that a full memo holds at most ~1 MiB.
+_REQUEST_LINES: Final[dict[str, tuple[RequestLine, TargetParts]]] = {}
+_MAX_REQUEST_LINES: Final = 512
+_FIELD_LINES: Final[dict[str, tuple[str, str]]] = {}
+_MAX_FIELD_LINES: Final = 1024
+_MEMO_LINE: Final = 256
+
+
+def usual_request_line(line: str) -> tuple[RequestLine, TargetParts] | None:
+    """The parts of a well-formed request line of HTTP/1.1 or 1.0 whose target is allowed
+    (remembered if short); None for any other line, which the line-by-line path reports on."""
+    match = REQUEST_LINE_RE.fullmatch(line)
+    if match is None or match[3] not in ("HTTP/1.1", "HTTP/1.0"):
+        return None
+    method, target, version = match.groups()
+    try:
+        parts = split_target(method, target)
+    except ProtocolError:
+        return None
+    found = (method, target, version[5:]), parts
+    if len(line) > _MEMO_LINE:
+        return found
+    return remember(_REQUEST_LINES, line, found, _MAX_REQUEST_LINES)
+
+
+def usual_field_line(line: str) -> tuple[str, str] | None:
+    """(name lower-cased, value) of a well-formed field line (remembered if short); None for
+    any other line, which the line-by-line path reports on."""
+    match = FIELD_RE.fullmatch(line)
+    if match is None:
+        return None
+    found = match[1].lower(), match[2]
+    if len(line) > _MEMO_LINE:
+        return found
+    return remember(_FIELD_LINES, line, found, _MAX_FIELD_LINES)
 
 
 class HeadReader:
@@ -34,6 +78,7 @@ class HeadReader:
 
     __slots__ = (
         "_limits",
+        "_line_cap",
         "_scan",
         "_skipped_empty_line",
         "_trailers",
@@ -46,6 +91,9 @@ class HeadReader:
     def __init__(self, limits: Limits, *, trailers: bool = False) -> None:
         self._limits = limits
         self._trailers = trailers
+        # The request line a whole head may have; a longer one goes the line-by-line way,
+        # which checks the target's own length and the line's.
+        self._line_cap = min(limits.max_target, limits.max_request_line or limits.max_target)
         self.reset()
 
     def reset(self) -> None:
@@ -120,30 +168,41 @@ class HeadReader:
         """Take a whole request head that is well-formed and within every limit; False (and
         nothing taken) for any other, which the line-by-line path then reports on.
 
-        PERF: the usual request in one match, one findall and one list comprehension.
+        PERF: a split, then one memo lookup a line for the lines seen before; about 3,000
+        instructions for a head of two lines, against 12,000 for one match of the whole head,
+        a findall and the target's split. A line with a bare CR or LF is never in a memo and
+        never matches a pattern, so it goes the line-by-line way.
         """
-        match = HEAD_RE.fullmatch(block)
-        if match is None:
-            return False
-        method, target, version, section = match.groups()
+        lines = block.split("\r\n")
+        lines.pop()  # the empty string after the last CRLF
+        first = lines[0]
+        del lines[0]
         limits = self._limits
-        line_length = match.end(3)
+        section = len(block) - len(first) - 2
         if (
-            line_length > limits.max_target
-            or (limits.max_request_line is not None and line_length > limits.max_request_line)
-            or (version != "HTTP/1.1" and version != "HTTP/1.0")
-            or len(section) > limits.max_header_bytes
-            or section.count("\n") > limits.max_header_count
+            len(first) > self._line_cap
+            or section > limits.max_header_bytes
+            or len(lines) > limits.max_header_count
             or (
                 limits.max_field_size is not None
-                and max(map(len, section.split("\r\n"))) + 2 > limits.max_field_size
+                and lines
+                and max(map(len, lines)) + 2 > limits.max_field_size
             )
         ):
             return False
-        self.request_line = method, target, version[5:]
-        self.target_parts = split_target(method, target)
-        self.fields = [(name.lower(), value) for name, value in FIELD_LINE_RE.findall(section)]
-        self._used = len(section)
+        request = _REQUEST_LINES.get(first) or usual_request_line(first)
+        if request is None:
+            return False
+        known = _FIELD_LINES
+        fields = []
+        for line in lines:  # PERF: a loop, not a comprehension: most heads have a line or two
+            field = known.get(line) or usual_field_line(line)
+            if field is None:
+                return False
+            fields.append(field)
+        self.request_line, self.target_parts = request
+        self.fields = fields
+        self._used = section
         return True
 
     def _take_line(self, line: str, has_cr: bool) -> None:
