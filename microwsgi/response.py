@@ -20,7 +20,8 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from operator import itemgetter
+from typing import Any, Final
 
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
@@ -149,12 +150,26 @@ def _status(value: Any) -> int:
         raise InvalidResponse(str(exc)) from None
 
 
-def _header_problem(name: str, value: str) -> str | None:
+# PERF: an application uses few header names and status lines: each is checked once (at most
+# this many are remembered), so that checking an answer costs a set lookup per name instead of
+# a regex match.
+_CHECKED_NAMES: set[str] = set()
+_CHECKED_STATUS_LINES: set[str] = set()
+_MAX_CHECKED: Final = 512
+_VALUE = itemgetter(1)
+_BAD_NAME = "the name is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+_BAD_VALUE = "the value contains CR, LF or NUL"
+
+
+def _good_name(name: str) -> bool:
+    """Whether a response header may have this name (remembered when it may)."""
+    if name in _CHECKED_NAMES:
+        return True
     if not valid_field_name(name):
-        return "the name is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
-    if not valid_field_value(value):
-        return "the value contains CR, LF or NUL"
-    return None
+        return False
+    if len(_CHECKED_NAMES) < _MAX_CHECKED:
+        _CHECKED_NAMES.add(name)
+    return True
 
 
 def header_pairs(headers: Any) -> Headers:
@@ -174,26 +189,42 @@ def header_pairs(headers: Any) -> Headers:
         name, value = pair
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidResponse(f"header {pair!r}: name and value must be str")
-        problem = _header_problem(name, value)
-        if problem is not None:
-            raise InvalidResponse(f"header {pair!r}: {problem}")
+        if not _good_name(name):
+            raise InvalidResponse(f"header {pair!r}: {_BAD_NAME}")
+        if not valid_field_value(value):
+            raise InvalidResponse(f"header {pair!r}: {_BAD_VALUE}")
         checked.append((name, value))
     return checked
 
 
 def _checked(start_response: StartResponse) -> StartResponse:
     """`start_response` for an answer that is a WSGI app (a werkzeug `Response`, a mounted
-    app): its status line and headers are checked by the rules `header_pairs` applies."""
+    app): its status line and headers are checked by the rules `header_pairs` applies, and the
+    first one the wire would refuse is an `InvalidResponse` naming it."""
 
     def start(status: str, headers: Headers, *exc_info: Any) -> Callable[[bytes], object]:
+        if status not in _CHECKED_STATUS_LINES:
+            try:
+                check_status_line(status)
+            except ValueError as exc:
+                raise InvalidResponse(str(exc)) from None
+            if len(_CHECKED_STATUS_LINES) < _MAX_CHECKED:
+                _CHECKED_STATUS_LINES.add(status)
         try:
-            check_status_line(status)
-        except ValueError as exc:
-            raise InvalidResponse(str(exc)) from None
-        for name, value in headers:
-            problem = _header_problem(name, value)
-            if problem is not None:
-                raise InvalidResponse(f"header {(name, value)!r}: {problem}")
+            for name, value in headers:
+                if name not in _CHECKED_NAMES and not _good_name(name):
+                    raise InvalidResponse(f"header {(name, value)!r}: {_BAD_NAME}")
+            # PERF: one check for every value: CR, LF and NUL are single characters, so the
+            # values joined hold one exactly when a value does.
+            if not valid_field_value("".join(map(_VALUE, headers))):
+                bad = next(pair for pair in headers if not valid_field_value(pair[1]))
+                raise InvalidResponse(f"header {bad!r}: {_BAD_VALUE}")
+        except InvalidResponse:
+            raise
+        except (TypeError, ValueError):  # not (str, str) pairs
+            raise InvalidResponse(
+                f"headers must be (str, str) pairs, got {headers!r:.200}"
+            ) from None
         return start_response(status, headers, *exc_info)
 
     return start

@@ -481,6 +481,29 @@ def test_a_mounted_app_giving_a_bad_header_is_500_naming_the_mount(
     assert "'X Legacy'" in logged and "not an HTTP token" in logged
 
 
+@pytest.mark.parametrize(
+    ("status", "headers", "shown"),
+    [
+        ("200 OK", [(b"X-Bytes", b"1")], "(str, str) pairs"),
+        ("200 OK", [("X-Ok", "1"), ("X-Bad", "a\rb")], "'X-Bad'"),
+        ("OK", [("X-Ok", "1")], "invalid WSGI status 'OK'"),
+    ],
+)
+def test_a_mounted_apps_status_and_headers_are_checked_too(
+    caplog: pytest.LogCaptureFixture, status: str, headers: list[Any], shown: str
+) -> None:
+    def legacy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, headers)
+        return [b"never sent"]
+
+    server = Server()
+    server.mount("/legacy", legacy)
+    with caplog.at_level(logging.ERROR, logger="microwsgi"):
+        webtest.TestApp(server).get("/legacy/x", status=500, expect_errors=True)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "mount /legacy" in logged and shown in logged
+
+
 def test_bad_return_value_is_500_under_werkzeug_client() -> None:
     server = Server()
     server.register_handler("GET /bad", lambda request: Opaque())
