@@ -27,6 +27,10 @@ C code in the measured process) would count requests from outside. Hash randomis
 (``PYTHONHASHSEED=0``) so that two runs walk the same dicts alike. A run and its repeat agree
 to about 0.1% for (a) and 2% for (b) and (c): their threads take the connections in a
 different order from run to run, and their timers wake up a few times while they wait.
+
+The measured processes run in a directory of their own, with only ``benchmarks`` added to
+their import path, so that ``--python`` can point at another interpreter and count the
+microwsgi it has installed (the compiled build's), never the source tree's.
 """
 
 from __future__ import annotations
@@ -50,7 +54,14 @@ from typing import Any
 from benchmarks.servers import process_tree
 from benchmarks.wire import REPO_ROOT
 
-__all__ = ["CASES", "count_instructions", "run_instructions"]
+__all__ = [
+    "CASES",
+    "build_of",
+    "count_instructions",
+    "import_dir",
+    "measured_environment",
+    "run_instructions",
+]
 
 PATH = "/hello"
 EXPECTED_BODY = b'{"message": "Hello, World!"}'
@@ -65,17 +76,17 @@ _DEV = (
 )
 
 
-def _harness(fd: int) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.instructions_harness", str(fd)]
+def _harness(python: str, fd: int, where: Path) -> list[str]:
+    return [python, "-m", "benchmarks.instructions_harness", str(fd)]
 
 
-def _devserver(fd: int) -> list[str]:
-    return [sys.executable, "-c", _DEV, str(fd)]
+def _devserver(python: str, fd: int, where: Path) -> list[str]:
+    return [python, "-c", _DEV, str(fd)]
 
 
-def _gunicorn(fd: int) -> list[str]:
+def _gunicorn(python: str, fd: int, where: Path) -> list[str]:
     return [
-        *(sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--chdir", str(REPO_ROOT)),
+        *(python, "-m", "gunicorn", "--bind", f"fd://{fd}", "--chdir", str(where)),
         *("--log-level", "warning", "--timeout", "600", "-k", "microwsgi.workers.Worker"),
         *("-w", "1", "--threads", "8", 'benchmarks.apps:build_app("bare")'),
     ]
@@ -100,7 +111,7 @@ class Case:
     key: str
     label: str
     connections: int
-    command: Callable[[int], list[str]]  # the listening socket's fd -> argv
+    command: Callable[[str, int, Path], list[str]]  # (python, listening fd, import dir) -> argv
     counted: Callable[[int], int]  # the started process's pid -> the pid whose count is kept
 
 
@@ -221,9 +232,41 @@ def summary(part: Path) -> int:
     return int(match[1])
 
 
+def import_dir(folder: Path) -> Path:
+    """A directory in `folder` from which `benchmarks` imports and `microwsgi` does not, so that
+    a measured interpreter finds the microwsgi it has installed (a compiled build, say), never
+    the source tree's."""
+    where = folder / "import"
+    where.mkdir()
+    (where / "benchmarks").symlink_to(REPO_ROOT / "benchmarks", target_is_directory=True)
+    return where
+
+
+def measured_environment(where: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(where)}
+
+
+def build_of(python: str) -> str:
+    """'mypyc' when `python` imports a compiled WSGI bridge, else 'pure Python'."""
+    with tempfile.TemporaryDirectory(prefix="microwsgi-build-") as tmp:
+        done = subprocess.run(
+            [python, "-c", "import microwsgi.server.wsgi as m; print(m.__file__)"],
+            cwd=tmp,
+            env=measured_environment(import_dir(Path(tmp))),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    return "mypyc" if done.stdout.strip().endswith(".so") else "pure Python"
+
+
 @contextmanager
-def _under_callgrind(case: Case, folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def _under_callgrind(
+    case: Case, folder: Path, python: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """The case's server under callgrind, on a socket bound here; always stopped."""
+    where = import_dir(folder)
     with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
         fd = listener.fileno()
         command = [
@@ -234,13 +277,13 @@ def _under_callgrind(case: Case, folder: Path) -> Iterator[tuple[subprocess.Pope
             f"--callgrind-out-file={folder}/callgrind.out.%p",
             "--dump-line=no",
             f"--log-file={folder}/valgrind.%p.log",
-            *case.command(fd),
+            *case.command(python, fd, where),
         ]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env = measured_environment(where)
         log = (folder / "server.log").open("wb")
         proc = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=folder,
             env=env,
             pass_fds=(fd,),
             stdout=log,
@@ -265,11 +308,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=wait)
 
 
-def count_instructions(case: Case, requests: int, warmup: int) -> Count:
-    """Run `case` under callgrind and count what `requests` keep-alive requests cost it."""
+def count_instructions(
+    case: Case, requests: int, warmup: int, python: str = sys.executable
+) -> Count:
+    """Run `case` under callgrind with `python` and count what `requests` keep-alive requests
+    cost it."""
     with tempfile.TemporaryDirectory(prefix="microwsgi-callgrind-") as tmp:
         folder = Path(tmp)
-        with _under_callgrind(case, folder) as (proc, port):
+        with _under_callgrind(case, folder, python) as (proc, port):
             client = Client(port, case.connections)
             try:
                 try:
@@ -294,9 +340,14 @@ def valgrind_missing() -> str | None:
     return None
 
 
-def run_instructions(cases: str, requests: int, warmup: int) -> dict[str, Any]:
-    """Count each of `cases` ('abc' or a subset); the section's raw results."""
+def run_instructions(
+    cases: str, requests: int, warmup: int, python: str = sys.executable
+) -> dict[str, Any]:
+    """Count each of `cases` ('abc' or a subset) with the microwsgi `python` imports; the
+    section's raw results."""
     result: dict[str, Any] = {"requests": requests, "warmup": warmup, "rows": [], "skipped": {}}
+    python = os.path.abspath(python) if os.sep in python else shutil.which(python) or python
+    result["python"], result["build"] = python, build_of(python)
     missing = valgrind_missing()
     for key in cases:
         case = CASES[key]
@@ -304,6 +355,6 @@ def run_instructions(cases: str, requests: int, warmup: int) -> dict[str, Any]:
             result["skipped"][case.label] = missing
             continue
         print(f"  ({key}) {case.label} ...", file=sys.stderr, flush=True)
-        count = count_instructions(case, requests, warmup)
+        count = count_instructions(case, requests, warmup, python)
         result["rows"].append({**asdict(count), "per_request": count.per_request})
     return result

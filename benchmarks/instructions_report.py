@@ -63,7 +63,7 @@ def _row(result: dict[str, Any], machine: dict[str, Any]) -> str:
     cells = [
         machine["date"].removesuffix(" UTC"),
         _commit(),
-        machine["python"],
+        f"{machine['python']}, {result['build']}" if "build" in result else machine["python"],
         *(_cell(rows, key) for key in "abc"),
         f"{result['requests']:,}",
         f"`{machine['command']}`",

@@ -107,6 +107,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cases", default="abc", help="instruction counts: which of the cases a, b, c to run"
     )
     parser.add_argument("--requests", type=int, help="instruction counts: requests counted")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="instruction counts: the interpreter whose microwsgi is measured (default: this one)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="markdown file to write")
     parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON here")
@@ -180,7 +185,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if "instructions" in args.sections:
         _log("6. instructions per request (callgrind) ...")
         results["instructions"] = run_instructions(
-            args.cases, plan["instruction_requests"], plan["instruction_warmup"]
+            args.cases, plan["instruction_requests"], plan["instruction_warmup"], args.python
         )
     _log(f"done in {time.monotonic() - started:.0f} s")
     return results

@@ -105,8 +105,8 @@ class Exchange:
         while True:
             try:
                 event = http.next_event()
-            except ProtocolError as exc:
-                self.protocol_error = exc
+            except ProtocolError as error:  # each handler's name its own: mypyc types them
+                self.protocol_error = error
                 raise
             if type(event) is Data:
                 self.body_read += len(event.data)
@@ -120,11 +120,11 @@ class Exchange:
                 self.send(http.send_informational(100))
             try:
                 data = recv_some(self.sock, self.io_timeout)
-            except TimeoutError as exc:
+            except TimeoutError as timeout:
                 # RFC 9110 §15.5.9: the client is there but its body stopped coming; it gets
                 # 408 (so it may repeat the request), as a head that stops coming does.
                 self.protocol_error = ProtocolError(408, "request body not received in time")
-                raise self.protocol_error from exc
+                raise self.protocol_error from timeout
             except OSError as exc:
                 self.client_gone = True
                 raise ClientGone(f"reading the request body: {exc}") from exc

@@ -72,6 +72,34 @@ class RequestHead:
     query: str
     authority: str | None = None
 
+    # Written out, not generated: mypyc compiles this one into native code (a generated
+    # __init__ stays interpreted, and a request builds one head).
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        http_version: str,
+        headers: list[tuple[str, str]],
+        content_length: int | None,
+        chunked: bool,
+        expect_continue: bool,
+        keep_alive: bool,
+        path: str,
+        query: str,
+        authority: str | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
+        self.keep_alive = keep_alive
+        self.path = path
+        self.query = query
+        self.authority = authority
+
 
 @dataclass(slots=True)
 class Data:
