@@ -1,7 +1,8 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
 systemd-socket-activate, valgrind, podman, chromium...): found or explained; root, for the tests
 that need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run
-to the end (`run_command`).
+to the end (`run_command`) or left running with every process it starts ended afterwards
+(`microwsgi_process`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
 and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
@@ -12,11 +13,15 @@ but the venv; `require_program` fails a test that asks without the mark.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -107,3 +112,56 @@ def run_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
     )
+
+
+# Carried in the environment of every process a `microwsgi_process` starts, and so of the
+# processes those start: `--reload` children, which have a session of their own.
+TAG_ENV = "MICROWSGI_TEST_PROCESS"
+_tags = itertools.count()
+
+
+@contextlib.contextmanager
+def process_tree(*argv: str, cwd: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`argv` started in `cwd` (stdout and stderr piped, as text; `env` added to ours, with the
+    source tree on PYTHONPATH). At the end, also when the test failed, every process it started
+    is killed, wherever it went (its session, and any process whose environment carries its
+    tag), and its pipes are read to the end within 30 s: a process left behind holding them
+    fails the test instead of hanging it."""
+    tag = f"{os.getpid()}-{next(_tags)}"
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), TAG_ENV: tag, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        kill_tagged(tag)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+
+def microwsgi_process(
+    *args: str, cwd: Path, **env: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    """`python -m microwsgi ARGS` as a `process_tree`: it and all it starts end with the test."""
+    return process_tree(sys.executable, "-m", "microwsgi", *args, cwd=cwd, **env)
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILL every process started with `TAG_ENV=tag` in its environment (Linux's /proc)."""
+    entry = f"\0{TAG_ENV}={tag}\0".encode()
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                if entry in b"\0" + environ.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue

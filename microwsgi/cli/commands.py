@@ -145,9 +145,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "access_log": not args.no_access_log,
     }
     inherited = os.environ.pop(reload.ENV_FD, None)
+    supervisor = os.environ.pop(reload.ENV_SUPERVISOR, None)
     if inherited is not None:  # a --reload child: templates reload when changed, as code does
         from ..templates import RELOAD_ENV
 
+        if supervisor is not None:  # before the app is imported, which may take a while
+            reload.end_with_supervisor(int(supervisor))
         os.environ[RELOAD_ENV] = "1"
     if args.reload and inherited is None:
         try:

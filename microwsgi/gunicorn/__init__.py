@@ -8,6 +8,13 @@
 Importing this package imports gunicorn and the engine; ``import microwsgi`` never does.
 """
 
+try:
+    import gunicorn  # noqa: F401
+except ImportError as exc:  # the one place a missing gunicorn is explained
+    raise ImportError(
+        "microwsgi's gunicorn worker needs gunicorn: pip install 'microwsgi[gunicorn]'"
+    ) from exc
+
 from .worker import Worker
 
 __all__ = ["Worker"]

@@ -7,10 +7,13 @@ read it but cannot change it, and one older than ``max_age`` reads as an empty s
 one that is tampered with, truncated, not JSON, or signed with a key not in the list.
 
 `Set-Cookie` is sent only when the request changed the session (the `Session` dict notices its
-own mutations), and a session the request emptied is deleted (``Max-Age=0``). A value that is
-not JSON, or a cookie past `MAX_COOKIE_SIZE`, is the route's bug: an exception naming the key or
-the size, which the core logs with the route and answers with 500. Writing the cookie's
-attributes is werkzeug's ``dump_cookie``; checking them, ``cookies.set_cookie``'s.
+own mutations), and a session the request emptied is deleted (``Max-Age=0``). An answer whose
+route read or changed the session says ``Vary: Cookie`` (the dict notes its reads too, and a
+template is rendered here so that its reads count); one whose route never looked at it does
+not, and stays cacheable for everyone. A value that is not JSON, or a cookie past
+`MAX_COOKIE_SIZE`, is the route's bug: an exception naming the key or the size, which the core
+logs with the route and answers with 500. Writing the cookie's attributes is werkzeug's
+``dump_cookie``; checking them, ``cookies.set_cookie``'s.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.datastructures import CallbackDict
@@ -29,7 +32,10 @@ from werkzeug.http import dump_cookie
 from ..chains import Handler
 from ..cookies import SameSite, set_cookie
 from ..reporting import report
-from ..response import make_response
+from ..response import Deferred, make_response
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
 
 __all__ = ["sessions"]
 
@@ -45,19 +51,85 @@ SECRET_KINDS = (str, bytes)
 
 
 class Session(CallbackDict[str, Any]):
-    """``request['session']``: a dict that notes whether the request changed it.
+    """``request['session']``: a dict that notes whether the request read or changed it.
 
     Any mutation of the dict itself sets `modified` (``clear()`` included); a change inside a
     value (``session['cart'].append(...)``) cannot be seen, so set ``modified = True`` after one.
+    Any read of it (a key, ``in``, ``len``, ``bool``, iterating, ``keys``/``values``/``items``,
+    ``copy``, ``dict(...)``, comparing, printing) or change sets `accessed`: the answer may then
+    depend on the cookie, and says so with ``Vary: Cookie``.
     """
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         super().__init__(initial, on_update=_note_change)
         self.modified = False
+        self.accessed = False
+
+    # The reads, each noted: the dict's own C methods read its storage directly, so each one a
+    # page could depend on is overridden (Flask's SecureCookieSession notes fewer: get,
+    # __getitem__, setdefault; an ``if session:`` or a loop would go unseen there).
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.accessed = True
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.accessed = True
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return super().__iter__()
+
+    def __reversed__(self) -> Iterator[str]:
+        self.accessed = True
+        return super().__reversed__()
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return super().__len__()
+
+    def keys(self) -> dict_keys[str, Any]:
+        self.accessed = True
+        return super().keys()
+
+    def values(self) -> dict_values[str, Any]:
+        self.accessed = True
+        return super().values()
+
+    def items(self) -> dict_items[str, Any]:
+        self.accessed = True
+        return super().items()
+
+    def copy(self) -> dict[str, Any]:
+        self.accessed = True
+        return super().copy()
+
+    def __eq__(self, other: object) -> bool:
+        self.accessed = True
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self.accessed = True
+        return super().__ne__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # a dict's: defining __eq__ must not undo it
+
+    def __or__(self, other: Any) -> Any:
+        self.accessed = True
+        return super().__or__(other)
+
+    def __repr__(self) -> str:
+        self.accessed = True
+        return super().__repr__()
 
 
 def _note_change(session: Session) -> None:
     session.modified = True
+    session.accessed = True
 
 
 class _JSON:
@@ -193,13 +265,27 @@ class SessionMiddleware:
         def handler(request: dict[str, Any]) -> Any:
             session = request["session"] = self.load(request)
             rv = next(request)
-            if not session.modified or (not session and self.cookie not in request["cookies"]):
-                return rv  # unchanged, or emptied with no cookie to delete: nothing to send
-            response = make_response(rv, request)
-            response.headers.add("Set-Cookie", self.set_cookie(request, session))
+            if not session.accessed and not _deferred(rv):
+                return rv  # the answer does not depend on the cookie: cacheable for anyone
+            response = make_response(rv, request)  # a template renders now, maybe reading it
+            if not session.accessed:
+                return response
+            # RFC 9110 §12.5.5: an answer that depends on the cookie must tell shared caches,
+            # or one user's page could be served to another. Merged into any Vary already
+            # there (werkzeug's HeaderSet: no duplicates, case-insensitive).
+            response.vary.add("Cookie")
+            if session.modified and (session or self.cookie in request["cookies"]):
+                # Changed; but an emptied session with no cookie to delete has nothing to send.
+                response.headers.add("Set-Cookie", self.set_cookie(request, session))
             return response
 
         return handler
+
+
+def _deferred(rv: Any) -> bool:
+    """Whether the answer `rv` is still to be made (a ``render(...)``, alone or in a tuple)."""
+    body = rv[0] if type(rv) is tuple and rv else rv
+    return isinstance(body, Deferred)
 
 
 def sessions(

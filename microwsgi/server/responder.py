@@ -194,9 +194,17 @@ class Responder:
         """Run the app for one request; False when the connection must close."""
         http = channel.http
         channel.started = None
-        if self._max_requests is not None and next(self._numbers) == self._max_requests:
-            log.info("served %d requests: stopping after the ones in flight", self._max_requests)
-            self._on_last_request()  # before answering, so that this answer says "close"
+        limit = self._max_requests
+        if limit is not None:
+            number = next(self._numbers)
+            if number >= limit:
+                # Before answering, so that this answer says "close". Every request from the
+                # limit on does it, not only the one numbered so: another thread may take the
+                # next number before that one has stopped the engine (it may even be writing
+                # the line below), and its answers must not keep their connection open.
+                self._on_last_request()
+                if number == limit:
+                    log.info("served %d requests: stopping after the ones in flight", limit)
         if not self._bridge.handle(channel.sock, http, head, channel.peer, channel.base_environ):
             if not http.request_complete and not http.peer_closed:
                 lingering_close(channel.sock)

@@ -6,6 +6,7 @@ module; every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tools import ROOT, run_command
+from tools import microwsgi_process, run_command
 
 from microwsgi.cli import main
 from microwsgi.cli.loading import AppLoadError, find_app, load_app
@@ -42,18 +43,6 @@ def write_app(directory: Path, text: str = "v1", name: str = "webapp") -> Path:
     return path
 
 
-def command(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": ""}
-    return subprocess.Popen(
-        [sys.executable, "-m", "microwsgi", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def fetch(port: int, path: str = "/") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
@@ -70,14 +59,15 @@ def listening_port(proc: subprocess.Popen[str]) -> int:
     return int(line.split(":")[2].split()[0])
 
 
+Start = Callable[..., "subprocess.Popen[str]"]
+
+
 @pytest.fixture
-def stop_all() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+def start() -> Iterator[Start]:
+    """`start(*ARGS, cwd=...)` runs `python -m microwsgi ARGS`; at the end, also on failure,
+    every process it started (a --reload child included) is killed and its pipes read, bounded."""
+    with contextlib.ExitStack() as stack:
+        yield lambda *args, cwd: stack.enter_context(microwsgi_process(*args, cwd=cwd, NO_COLOR=""))
 
 
 def test_import_error_is_one_line_and_non_zero(tmp_path: Path) -> None:
@@ -118,11 +108,10 @@ def test_port_in_use_is_one_line_and_non_zero(tmp_path: Path) -> None:
 
 
 def test_run_serves_logs_plain_lines_when_piped_and_stops_on_sigterm(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
+    tmp_path: Path, start: Start
 ) -> None:
     write_app(tmp_path, "served")
-    proc = command("run", "webapp:Holder.wsgi", "--host", "127.0.0.1", "--port", "0", cwd=tmp_path)
-    stop_all.append(proc)
+    proc = start("run", "webapp:Holder.wsgi", "--host", "127.0.0.1", "--port", "0", cwd=tmp_path)
     port = listening_port(proc)
     assert fetch(port, "/some/path?q=1").endswith(b"served")
     proc.send_signal(signal.SIGTERM)
@@ -134,12 +123,9 @@ def test_run_serves_logs_plain_lines_when_piped_and_stops_on_sigterm(
     assert "\x1b[" not in err
 
 
-def reloading(
-    reference: str, cwd: Path, stop_all: list[subprocess.Popen[str]]
-) -> tuple[subprocess.Popen[str], int]:
+def reloading(reference: str, cwd: Path, start: Start) -> tuple[subprocess.Popen[str], int]:
     """`microwsgi run APP --reload` on a free port: the process and its port."""
-    proc = command("run", reference, "--host", "127.0.0.1", "--port", "0", "--reload", cwd=cwd)
-    stop_all.append(proc)
+    proc = start("run", reference, "--host", "127.0.0.1", "--port", "0", "--reload", cwd=cwd)
     return proc, listening_port(proc)
 
 
@@ -152,12 +138,10 @@ def interrupted(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-def first_version(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> tuple[Path, subprocess.Popen[str], int]:
+def first_version(tmp_path: Path, start: Start) -> tuple[Path, subprocess.Popen[str], int]:
     """webapp.py answering "first" under --reload: its source, the process and the port."""
     source = write_app(tmp_path, "first")
-    proc, port = reloading("webapp:app", tmp_path, stop_all)
+    proc, port = reloading("webapp:app", tmp_path, start)
     # The child may still be importing: the backlog holds the first requests meanwhile.
     poll(port, lambda answer: answer.endswith(b"first"), "the first version")
     return source, proc, port
@@ -217,12 +201,9 @@ def write_named(path: Path, **objects: str) -> Path:
     return path
 
 
-def serve_and_fetch(
-    stop_all: list[subprocess.Popen[str]], *args: str, cwd: Path
-) -> tuple[bytes, str]:
+def serve_and_fetch(start: Start, *args: str, cwd: Path) -> tuple[bytes, str]:
     """Run `microwsgi run ARGS` on a free port, GET /, stop it: (body, stderr)."""
-    proc = command("run", *args, "--host", "127.0.0.1", "--port", "0", cwd=cwd)
-    stop_all.append(proc)
+    proc = start("run", *args, "--host", "127.0.0.1", "--port", "0", cwd=cwd)
     body = fetch(listening_port(proc))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
@@ -230,31 +211,25 @@ def serve_and_fetch(
     return body, err
 
 
-def test_run_a_file_serves_its_server_from_any_directory(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> None:
+def test_run_a_file_serves_its_server_from_any_directory(tmp_path: Path, start: Start) -> None:
     write_named(tmp_path / "project" / "site_app.py", server="the server", app="the app")
     (tmp_path / "elsewhere").mkdir()
-    body, err = serve_and_fetch(stop_all, "../project/site_app.py", cwd=tmp_path / "elsewhere")
+    body, err = serve_and_fetch(start, "../project/site_app.py", cwd=tmp_path / "elsewhere")
     assert body.endswith(b"the server")
     assert "microwsgi: serving site_app:server\n" in err
 
 
-def test_run_a_file_falls_back_to_app_and_takes_an_attr(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> None:
+def test_run_a_file_falls_back_to_app_and_takes_an_attr(tmp_path: Path, start: Start) -> None:
     write_named(tmp_path / "only_app.py", app="the app", other="other")
-    body, err = serve_and_fetch(stop_all, "only_app.py", cwd=tmp_path)
+    body, err = serve_and_fetch(start, "only_app.py", cwd=tmp_path)
     assert body.endswith(b"the app") and "serving only_app:app" in err
-    body, err = serve_and_fetch(stop_all, "only_app.py:other", cwd=tmp_path)
+    body, err = serve_and_fetch(start, "only_app.py:other", cwd=tmp_path)
     assert body.endswith(b"other") and "serving only_app:other" in err
 
 
-def test_run_a_module_prefers_server_and_says_so(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> None:
+def test_run_a_module_prefers_server_and_says_so(tmp_path: Path, start: Start) -> None:
     write_named(tmp_path / "pkg_cli" / "web.py", server="the server", app="the app")
-    body, err = serve_and_fetch(stop_all, "pkg_cli.web", cwd=tmp_path)
+    body, err = serve_and_fetch(start, "pkg_cli.web", cwd=tmp_path)
     assert body.endswith(b"the server")
     assert "microwsgi: serving pkg_cli.web:server\n" in err
 
@@ -352,12 +327,10 @@ def test_reload_answers_an_import_error_with_a_500_naming_it_then_recovers(
     assert 1 <= printed == err.count("answering 500 until a file changes") < requests_while_broken
 
 
-def test_reload_starting_broken_answers_500_until_fixed(
-    tmp_path: Path, stop_all: list[subprocess.Popen[str]]
-) -> None:
+def test_reload_starting_broken_answers_500_until_fixed(tmp_path: Path, start: Start) -> None:
     source = tmp_path / "webapp.py"
     source.write_text("import no_such_dependency_here\n")
-    proc, port = reloading("webapp.py", tmp_path, stop_all)
+    proc, port = reloading("webapp.py", tmp_path, start)
     broken = poll(port, lambda a: a.startswith(b"HTTP/1.1 500"), "500 for the broken import")
     assert b"ModuleNotFoundError: No module named 'no_such_dependency_here'" in broken
     save(source, APP.format(text="working"))

@@ -306,7 +306,9 @@ def test_max_requests_restarts_workers_cleanly_and_loses_no_request(
     last = pids[-1]
     for pid, count in served.items():
         if pid != last:
-            assert 10 <= count <= 15 + 2, served  # the requests in flight at the 10th-15th
+            # Past its limit (10-15) a worker answers each of the other two connections at
+            # most once more, with "close" (gthread, which accepts on, serves up to 3 more).
+            assert 10 <= count <= 15 + 2, served
     assert "WORKER TIMEOUT" not in app.log() and "exited with code" not in app.log()
 
 

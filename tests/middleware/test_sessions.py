@@ -1,14 +1,17 @@
-"""sessions(...): request['session'] kept in a signed cookie, sent back only when it changed."""
+"""sessions(...): request['session'] kept in a signed cookie, sent back only when it changed,
+and Vary: Cookie on every answer that read or changed it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
 import string
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +19,7 @@ import webtest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
 
-from microwsgi import Server, sessions
+from microwsgi import Server, make_response, render, sessions
 from microwsgi.middleware.sessions import MAX_COOKIE_SIZE, Session
 
 SECRET = "s3cret-" * 6
@@ -450,3 +453,128 @@ def test_an_error_answer_still_saves_the_session() -> None:
     answer = app.get("/fail", status=400)
     assert answer.json == {"error": "nope"}
     assert len(set_cookies(answer)) == 1
+
+
+def varies(response: webtest.TestResponse) -> list[str]:
+    """The Vary header's field names, as sent (a list, so that a duplicate shows)."""
+    return [name.strip() for name in response.headers.get("Vary", "").split(",") if name.strip()]
+
+
+def test_an_answer_that_read_the_session_says_vary_cookie() -> None:
+    app = session_app()
+    # Read with no cookie yet: the anonymous page depends on the cookie's absence too.
+    assert varies(app.get("/read")) == ["Cookie"]
+    app.get("/set?user=ada")
+    read = app.get("/read")
+    assert varies(read) == ["Cookie"]
+    assert set_cookies(read) == []  # only read: nothing to store
+
+
+def test_an_answer_that_changed_the_session_says_vary_cookie() -> None:
+    app = session_app()
+    changed = app.get("/set?user=ada")
+    assert varies(changed) == ["Cookie"]
+    assert len(set_cookies(changed)) == 1
+    deleted = app.get("/clear")
+    assert varies(deleted) == ["Cookie"]
+    assert "Max-Age=0" in set_cookies(deleted)[0]
+    # Emptied with no cookie to delete: no Set-Cookie, but the answer still read the session.
+    assert varies(session_app().get("/clear")) == ["Cookie"]
+
+
+def test_a_route_that_never_touches_the_session_stays_cacheable() -> None:
+    server = Server()
+
+    @server.get("/page", sessions(SECRET))
+    def page(request: dict[str, Any]) -> Any:
+        return "the same for everyone"
+
+    @server.get("/login", sessions(SECRET))
+    def login(request: dict[str, Any]) -> Any:
+        request["session"]["user"] = "ada"
+        return "in"
+
+    app = webtest.TestApp(server)
+    app.get("/login")  # the next request carries a valid session cookie
+    assert "session" in app.cookies
+    answer = app.get("/page")
+    assert "Vary" not in answer.headers
+    assert set_cookies(answer) == []
+
+
+def test_vary_cookie_is_merged_into_the_vary_the_answer_has() -> None:
+    server = Server()
+    mw = sessions(SECRET)
+
+    @server.get("/tuple", mw)
+    def with_tuple(request: dict[str, Any]) -> Any:
+        return request["session"].get("user", "anonymous"), 200, {"Vary": "Accept-Language"}
+
+    @server.get("/response", mw)
+    def response(request: dict[str, Any]) -> Any:
+        request["session"]["user"] = "ada"
+        answer = make_response("hi", request)
+        answer.headers["Vary"] = "Origin, cookie"
+        return answer
+
+    app = webtest.TestApp(server)
+    assert varies(app.get("/tuple")) == ["Accept-Language", "Cookie"]
+    changed = app.get("/response")
+    assert varies(changed) == ["Origin", "cookie"]  # already there, in any case: not twice
+    assert len(set_cookies(changed)) == 1
+
+
+def test_a_template_that_reads_the_session_says_vary_cookie(tmp_path: Path) -> None:
+    (tmp_path / "user.html").write_text("{{ session.get('user', 'guest') }}")
+    (tmp_path / "plain.html").write_text("the same for everyone")
+    server = Server()
+    server.templates(tmp_path)
+    mw = sessions(SECRET)
+
+    @server.get("/user", mw)
+    def user(request: dict[str, Any]) -> Any:
+        return render("user.html")  # the handler itself never looks at the session
+
+    @server.get("/plain", mw)
+    def plain(request: dict[str, Any]) -> Any:
+        return render("plain.html"), 200
+
+    app = webtest.TestApp(server)
+    assert app.get("/user").text == "guest"
+    assert varies(app.get("/user")) == ["Cookie"]
+    assert "Vary" not in app.get("/plain").headers
+
+
+def test_the_session_notes_every_kind_of_read() -> None:
+    reads = [
+        lambda s: s["a"],
+        lambda s: s.get("a"),
+        lambda s: "a" in s,
+        lambda s: len(s),
+        lambda s: bool(s),
+        lambda s: list(s),
+        lambda s: list(reversed(s)),
+        lambda s: s.keys(),
+        lambda s: s.values(),
+        lambda s: s.items(),
+        lambda s: s.copy(),
+        lambda s: dict(s),
+        lambda s: {**s},
+        lambda s: s == {"a": 1},
+        lambda s: s != {"a": 1},
+        lambda s: s | {"b": 2},
+        lambda s: repr(s),
+        lambda s: json.dumps(s),
+        lambda s: s.setdefault("a", 2),
+        lambda s: s.pop("zz", None),
+    ]
+    for read in reads:
+        session = Session({"a": 1})
+        assert not session.accessed
+        read(session)
+        assert session.accessed and not session.modified
+    changed = Session()
+    changed["k"] = 1
+    assert changed.accessed and changed.modified
+    with pytest.raises(TypeError):
+        hash(Session())

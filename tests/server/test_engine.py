@@ -196,6 +196,42 @@ def test_after_max_requests_idle_connections_still_get_their_next_request_answer
         assert engine.wait(WAIT)
 
 
+def test_a_request_past_max_requests_says_close_before_the_last_one_stopped_it() -> None:
+    """The thread answering the last of max_requests is held just after taking its number
+    (in the log line it writes then, as a slow stderr under load holds it): a request another
+    thread answers meanwhile is past the limit, and must close its connection too."""
+    reached, let_go = threading.Event(), threading.Event()
+
+    class Holding(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("served 2 requests"):
+                reached.set()
+                let_go.wait(WAIT)
+
+    logger = logging.getLogger("microwsgi.server")
+    handler, level = Holding(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    sock = listening()
+    port = sock.getsockname()[1]
+    engine = Engine(hello_app, [sock], config(max_requests=2, keepalive_on_stop=30, threads=2))
+    try:
+        with running(engine), Client(port) as first, Client(port) as second:
+            assert first.request(get()).header("Connection") is None
+            second.send(get())  # the second request: the limit
+            assert reached.wait(WAIT)
+            late = first.request(get())  # the third, on the other thread
+            assert late.status == 200 and late.header("Connection") == "close"
+            assert first.closed()
+            let_go.set()
+            assert second.response().header("Connection") == "close"
+            assert engine.wait(WAIT)
+    finally:
+        let_go.set()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.mark.parametrize("force", [False, True], ids=["bounded", "forced"])
 def test_a_stuck_request_holds_the_stop_no_longer_than_its_bound(
     force: bool, caplog: pytest.LogCaptureFixture

@@ -12,15 +12,19 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tools import ROOT, microwsgi_process, process_tree
 
-from microwsgi.server import reload
+from microwsgi.server import reload, sockets
 
-ROOT = Path(__file__).resolve().parents[2]
+RELOADING = ("run", "webapp:app", "--host", "127.0.0.1", "--port", "0", "--reload",
+             "--no-access-log")  # fmt: skip
 
 GOOD = textwrap.dedent(
     """
@@ -66,18 +70,8 @@ def test_loaded_modules_outside_the_standard_library_are_watched() -> None:
 def supervisor(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     source = tmp_path / "webapp.py"
     source.write_text("def app(environ, start_response:\n")  # a syntax error
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "microwsgi", "run", "webapp:app", "--host", "127.0.0.1",
-         "--port", "0", "--reload", "--no-access-log"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with microwsgi_process(*RELOADING, cwd=tmp_path, NO_COLOR="1") as proc:
         yield proc, source
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
 
 def test_a_broken_app_is_restarted_once_a_file_changes(
@@ -106,3 +100,137 @@ def test_a_broken_app_is_restarted_once_a_file_changes(
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"fixed")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+# -- a child never outlives its supervisor ---------------------------------------------------------
+
+# An app whose import lasts until the test lets it finish (or a minute has passed).
+SLOW_IMPORT = (
+    textwrap.dedent(
+        """
+        import pathlib, time
+        here = pathlib.Path(__file__).parent
+        (here / "importing").touch()
+        deadline = time.monotonic() + 60
+        while not (here / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        """
+    )
+    + GOOD
+)
+
+
+def wait_for_file(path: Path, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within 30 s")
+        time.sleep(0.05)
+
+
+def ended(proc: subprocess.Popen[str], what: str) -> tuple[str, str]:
+    """Wait (30 s at most) until no process holds `proc`'s stdout and stderr any more: `proc`
+    and the children that inherited them have all ended. Returns what they wrote there."""
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what}: a process still holds the supervisor's output after 30 s")
+
+
+def listening_port(proc: subprocess.Popen[str]) -> int:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("Server listening on http://127.0.0.1:"), line
+    return int(line.split(":")[2].split()[0])
+
+
+def test_a_child_still_importing_the_app_ends_when_its_supervisor_is_killed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "webapp.py").write_text(SLOW_IMPORT)
+    with microwsgi_process(*RELOADING, cwd=tmp_path) as proc:
+        wait_for_file(tmp_path / "importing", "child importing the app")
+        proc.kill()  # SIGKILL: the supervisor can pass nothing on
+        (tmp_path / "go").touch()  # a child still alive now would go on to serve
+        ended(proc, "supervisor killed while its child imported the app")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_serving_child_ends_with_its_supervisor_however_it_ends(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    (tmp_path / "webapp.py").write_text(GOOD)
+    with microwsgi_process(*RELOADING, cwd=tmp_path) as proc:
+        port = listening_port(proc)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")  # the child serves
+        proc.send_signal(signum)
+        ended(proc, f"supervisor ended by {signum.name}")
+        assert proc.returncode == (-signum if signum == signal.SIGKILL else 0)
+
+
+# A process that starts a grandchild following it with end_with_supervisor(), then waits.
+FOLLOWER = textwrap.dedent(
+    """
+    import subprocess, sys
+    follower = (
+        "import os; from microwsgi.server import reload; "
+        "reload.end_with_supervisor(os.getppid(), kernel={kernel}); "
+        "print('following', flush=True); import time; time.sleep(60)"
+    )
+    subprocess.run([sys.executable, "-c", follower])
+    """
+)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["prctl", "portable"])
+def test_end_with_supervisor_ends_the_child_when_its_parent_is_killed(
+    tmp_path: Path, kernel: bool
+) -> None:
+    with process_tree(sys.executable, "-c", FOLLOWER.format(kernel=kernel), cwd=tmp_path) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "following\n"
+        proc.kill()
+        ended(proc, "the follower's parent killed")
+
+
+def test_end_with_supervisor_ends_a_child_whose_supervisor_is_already_gone(
+    tmp_path: Path,
+) -> None:
+    late = "from microwsgi.server import reload; reload.end_with_supervisor(1); print('alive')"
+    with process_tree(sys.executable, "-c", late, cwd=tmp_path) as proc:
+        out, _ = ended(proc, "a child of a supervisor already gone")
+    assert proc.returncode == -signal.SIGTERM and out == ""
+
+
+def test_a_signal_that_comes_while_a_child_starts_reaches_that_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM lands after the new child exists, before the supervisor holds it."""
+    (tmp_path / "webapp.py").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def signalled_while_starting(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(popen(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before os.kill returns
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", signalled_while_starting)
+    rescued = threading.Event()
+
+    def rescue() -> None:  # a child never told would keep supervise() waiting forever
+        rescued.set()
+        started[-1].kill()
+
+    watchdog = threading.Timer(30, rescue)
+    watchdog.start()
+    try:
+        assert reload.supervise(list(RELOADING), sockets.bind("127.0.0.1", 0)) == 0
+    finally:
+        watchdog.cancel()
+    assert not rescued.is_set(), "the child started during the signal never heard of it"
+    assert len(started) == 1 and started[0].returncode == -signal.SIGTERM
