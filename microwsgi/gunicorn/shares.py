@@ -31,6 +31,8 @@ import os
 import time
 from typing import Final
 
+__all__: list[str] = []  # for worker.py
+
 # Slots in a table; a worker that finds none free (more workers than this) accepts as before.
 SLOTS: Final = 256
 # A slot whose worker has not written it for this long is not compared with (a worker
