@@ -15,7 +15,8 @@ RFC 9110 §9 defines or ``OTHER``; ``status`` is the numeric code.
 Under gunicorn with several workers prometheus_client's multiprocess mode makes one scrape
 count every worker: it is on when ``PROMETHEUS_MULTIPROC_DIR`` is set before prometheus_client
 is imported, which ``deploy/gunicorn.conf.py`` does. Registering the routes is ``app.py``'s
-business, and so is leaving in the environ the chain it matched (``chains.ROUTE_KEY``).
+business, and so is leaving in the environ the chain it matched (``chains.ROUTE_KEY``); this
+module reads the table only through ``Server.resources()`` and ``Server.match()``.
 """
 
 from __future__ import annotations
@@ -113,54 +114,59 @@ def _metrics_for(buckets: Sequence[float] | None) -> _ProcessMetrics:
 
 
 class RouteLabels:
-    """The ``route`` label of each compiled chain of one server, remade after it recompiles."""
+    """The ``route`` label of each chain one server calls, learnt the first time it is met.
+
+    The labels of the routes' own chains are made together, from the server's resources; the
+    automatic OPTIONS and 405 answers and the 404 are labelled one by one, by the pattern that
+    best matches their path, as ``chains.py`` words them. A server compiles new chains when a
+    route is added after it has served: the first of them met makes the labels again.
+    """
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._compiled: object = None  # the chain builder the labels were made from
         self._labels: dict[Chain, str] = {}
 
     def label(self, environ: WSGIEnvironment) -> str:
         chain = environ.get(ROUTE_KEY)
         if chain is None:  # refused before routing (a path that is not UTF-8)
             return UNMATCHED
-        server = self._server
-        if server._chains is not self._compiled:
-            self._labels = self._make()
-            self._compiled = server._chains
         label = self._labels.get(chain)
         if label is None:
-            # An automatic OPTIONS or 405 answer, made on first use: it answers for the best
-            # matching pattern, as ``chains.py`` words it.
-            found = server._router.find(environ.get("PATH_INFO") or "/")
-            label = UNMATCHED if found is None else found[0].pattern
-            self._labels[chain] = label
+            label = self._learn(chain, environ.get("PATH_INFO") or "/")
         return label
 
-    def _make(self) -> dict[Chain, str]:
-        server = self._server
-        resources = list(server._routes.resources())
-        patterns: dict[str, set[str]] = {}
-        for resource in resources:
-            for endpoint in resource.endpoints.values():
-                if endpoint.name is not None:
-                    patterns.setdefault(endpoint.name, set()).add(resource.pattern)
-        labels: dict[Chain, str] = {server._not_found: UNMATCHED}
-        for resource in resources:
-            for verb, chain in resource.dispatch.items():
-                endpoint = resource.endpoints.get(verb) or resource.endpoints["GET"]  # HEAD
-                labels[chain] = _route_label(endpoint, resource, patterns)
-            if resource.any is not None:
-                any_verb = resource.endpoints.get("*")
-                label = (
-                    resource.pattern
-                    if any_verb is None
-                    else _route_label(any_verb, resource, patterns)
-                )
-                # A mounted app serves its prefix and everything under it: the prefix names it.
-                known = labels.get(resource.any)
-                labels[resource.any] = label if known is None else min(known, label, key=len)
-        return labels
+    def _learn(self, chain: Chain, path: str) -> str:
+        """The label of a chain met for the first time (once for each chain)."""
+        labels = _table_labels(self._server.resources())
+        if chain in labels:  # one of the routes' chains, maybe compiled anew: every label anew
+            self._labels = labels
+            return labels[chain]
+        resource = self._server.match(path)
+        label = self._labels[chain] = UNMATCHED if resource is None else resource.pattern
+        return label
+
+
+def _table_labels(resources: list[Resource]) -> dict[Chain, str]:
+    """The label of each chain the routes registered at `resources` are compiled into."""
+    patterns: dict[str, set[str]] = {}
+    for resource in resources:
+        for endpoint in resource.endpoints.values():
+            if endpoint.name is not None:
+                patterns.setdefault(endpoint.name, set()).add(resource.pattern)
+    labels: dict[Chain, str] = {}
+    for resource in resources:
+        for verb, chain in resource.dispatch.items():
+            endpoint = resource.endpoints.get(verb) or resource.endpoints["GET"]  # HEAD
+            labels[chain] = _route_label(endpoint, resource, patterns)
+        if resource.any is not None:
+            any_verb = resource.endpoints.get("*")
+            label = (
+                resource.pattern if any_verb is None else _route_label(any_verb, resource, patterns)
+            )
+            # A mounted app serves its prefix and everything under it: the prefix names it.
+            known = labels.get(resource.any)
+            labels[resource.any] = label if known is None else min(known, label, key=len)
+    return labels
 
 
 def _route_label(endpoint: Endpoint, resource: Resource, patterns: dict[str, set[str]]) -> str:

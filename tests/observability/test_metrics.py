@@ -150,6 +150,54 @@ def test_a_name_on_several_patterns_is_labelled_by_pattern() -> None:
     assert "metrics_handler" not in routes
 
 
+def test_routes_added_after_serving_are_labelled_by_their_names(
+    measured: tuple[Server, webtest.TestApp],
+) -> None:
+    server, app = measured
+    app.get("/m/items/1")  # compiled, and its label learnt
+
+    @server.register("GET /m/late")
+    def metrics_late(request: dict[str, Any]) -> Any:
+        return "late"
+
+    # A second route of the same function name: metrics_item now names two patterns.
+    @server.register("GET /m/other/:id")
+    def metrics_item(request: dict[str, Any]) -> Any:
+        return "other"
+
+    before = scrape(app)
+    app.get("/m/late")
+    app.get("/m/items/1")
+    app.put("/m/late", status=405)
+    after = scrape(app)
+
+    def delta(**labels: str) -> float:
+        return requests(after, **labels) - requests(before, **labels)
+
+    assert delta(verb="GET", route="metrics_late", status="200") == 1
+    assert delta(verb="GET", route="/m/items/:id<int>", status="200") == 1
+    assert delta(verb="PUT", route="/m/late", status="405") == 1
+
+
+def test_the_server_shows_metrics_its_table_through_resources_and_match() -> None:
+    server = Server()
+
+    @server.get("/shop/:item", name="item")
+    def item(request: dict[str, Any]) -> Any:
+        return "item"
+
+    @server.get("/shop/cart")
+    def cart(request: dict[str, Any]) -> Any:
+        return "cart"
+
+    assert sorted(r.pattern for r in server.resources()) == ["/shop/:item", "/shop/cart"]
+    matched = server.match("/shop/cart")
+    assert matched is not None and matched.pattern == "/shop/cart"
+    matched = server.match("/shop/caf\xc3\xa9")  # PATH_INFO: UTF-8 bytes read as latin-1
+    assert matched is not None and matched.pattern == "/shop/:item"
+    assert server.match("/elsewhere") is None
+
+
 def test_several_servers_in_one_process_each_serve_metrics() -> None:
     first, second = Server(), Server()
     first.metrics()
@@ -221,7 +269,7 @@ def test_the_scrape_speaks_openmetrics_when_asked(measured: tuple[Server, webtes
 
 def test_the_metrics_route_is_internal(measured: tuple[Server, webtest.TestApp]) -> None:
     server, _ = measured
-    resource = next(r for r in server._routes.resources() if r.pattern == "/metrics")
+    resource = next(r for r in server.resources() if r.pattern == "/metrics")
     assert resource.endpoints["GET"].internal
     listed = [route for route in server.routes() if route["path"] == "/metrics"]
     assert listed[0]["handler"] == "server.metrics()"
