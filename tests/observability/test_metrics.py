@@ -37,6 +37,11 @@ def requests(samples: Samples, **labels: str) -> float:
     return samples.get(("microwsgi_requests_total", frozenset(labels.items())), 0.0)
 
 
+def added(before: Samples, after: Samples, **labels: str) -> float:
+    """How many requests with exactly these labels were counted between two scrapes."""
+    return requests(after, **labels) - requests(before, **labels)
+
+
 def routes_of(samples: Samples) -> set[str]:
     return {dict(labels)["route"] for name, labels in samples if name == "microwsgi_requests_total"}
 
@@ -79,19 +84,16 @@ def test_every_answer_is_counted_with_its_route_verb_and_status(
     app.get("/m/boom", status=500, expect_errors=True)
     after = scrape(app)
 
-    def delta(**labels: str) -> float:
-        return requests(after, **labels) - requests(before, **labels)
-
-    assert delta(verb="GET", route="metrics_item", status="200") == 2
-    assert delta(verb="HEAD", route="metrics_item", status="200") == 1
-    assert delta(verb="GET", route="metrics_item", status="404") == 1
-    assert delta(verb="POST", route="metrics_add", status="201") == 1
-    assert delta(verb="DELETE", route="/m/items", status="405") == 1
-    assert delta(verb="OPTIONS", route="/m/items", status="204") == 1
-    assert delta(verb="GET", route="<unmatched>", status="404") >= 1
-    assert delta(verb="GET", route="metrics_boom", status="500") == 1
+    assert added(before, after, verb="GET", route="metrics_item", status="200") == 2
+    assert added(before, after, verb="HEAD", route="metrics_item", status="200") == 1
+    assert added(before, after, verb="GET", route="metrics_item", status="404") == 1
+    assert added(before, after, verb="POST", route="metrics_add", status="201") == 1
+    assert added(before, after, verb="DELETE", route="/m/items", status="405") == 1
+    assert added(before, after, verb="OPTIONS", route="/m/items", status="204") == 1
+    assert added(before, after, verb="GET", route="<unmatched>", status="404") >= 1
+    assert added(before, after, verb="GET", route="metrics_boom", status="500") == 1
     # The first scrape is counted by the second, under the metrics route's pattern.
-    assert delta(verb="GET", route="/metrics", status="200") == 1
+    assert added(before, after, verb="GET", route="/metrics", status="200") == 1
     histogram = ("microwsgi_request_duration_seconds_count",
                  frozenset({("verb", "GET"), ("route", "metrics_item")}))  # fmt: skip
     assert after[histogram] - before.get(histogram, 0.0) == 3
@@ -171,12 +173,9 @@ def test_routes_added_after_serving_are_labelled_by_their_names(
     app.put("/m/late", status=405)
     after = scrape(app)
 
-    def delta(**labels: str) -> float:
-        return requests(after, **labels) - requests(before, **labels)
-
-    assert delta(verb="GET", route="metrics_late", status="200") == 1
-    assert delta(verb="GET", route="/m/items/:id<int>", status="200") == 1
-    assert delta(verb="PUT", route="/m/late", status="405") == 1
+    assert added(before, after, verb="GET", route="metrics_late", status="200") == 1
+    assert added(before, after, verb="GET", route="/m/items/:id<int>", status="200") == 1
+    assert added(before, after, verb="PUT", route="/m/late", status="405") == 1
 
 
 def test_the_server_shows_metrics_its_table_through_resources_and_match() -> None:
