@@ -9,9 +9,10 @@ two from the ``bench`` extra; a server whose package is missing is skipped, with
 Besides requests per second, every run records the CPU time the server's processes spent per
 request (from /proc: all of them, gunicorn's arbiter too) and wrk's p99 latency.
 
-Then, on the bare app's ``/hello``: the p99 at 256 connections; gunicorn with two workers
-against one at 16 connections (wrk shares the two cores of the machine it was written on,
-so two workers cannot double anything); and the soak's mixed traffic (``soak.py``) against the
+Then, on the bare app's ``/hello``: the p99 at 256 connections; two worker processes against
+one at 16 connections, with the cores the server and wrk kept busy together (wrk shares the
+two cores of the machine it was written on, so two workers cannot double anything: the
+report computes the ceiling that leaves); and the soak's mixed traffic (``soak.py``) against the
 development server and waitress, for the small keep-alive requests' latency.
 
 Servers are started in their own session on a socket bound here (granian binds the port it is
@@ -21,6 +22,8 @@ given: it takes no socket), waited on with bounded timeouts and always stopped.
 from __future__ import annotations
 
 import importlib.util
+import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -182,15 +185,26 @@ def running(name: str, app: str, workers: int = 1) -> Iterator[Running]:
         _stop(proc)
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has been waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(server: Running, path: str, duration: int, connections: int) -> dict[str, Any]:
-    """One wrk run with its latency percentiles, and the server's CPU time per request."""
-    before = cpu_seconds(process_tree(server.proc.pid))
+    """One wrk run with its latency percentiles, the server's CPU time per request, wrk's, and
+    how many cores the two kept busy together."""
+    before, wrk_before = cpu_seconds(process_tree(server.proc.pid)), _children_cpu()
     url = f"http://127.0.0.1:{server.port}{path}"
     result = run_wrk(url, duration, connections, WRK_THREADS, latency=True)
     spent = cpu_seconds(process_tree(server.proc.pid)) - before
+    wrk_spent = _children_cpu() - wrk_before
+    requests = max(1, result.requests)
     return {
         "requests_per_sec": result.requests_per_sec,
-        "cpu_us_per_request": spent / max(1, result.requests) * 1e6,
+        "cpu_us_per_request": spent / requests * 1e6,
+        "wrk_cpu_us_per_request": wrk_spent / requests * 1e6,
+        "cores_busy": (spent + wrk_spent) / duration,
         "p99_ms": result.latency_p99_ms,
         "socket_errors": result.socket_errors,
         "non_2xx": result.non_2xx,
@@ -205,6 +219,8 @@ def _median_row(runs: list[dict[str, Any]], **keys: Any) -> dict[str, Any]:
         "requests_per_sec": statistics.median(run["requests_per_sec"] for run in runs),
         "rounds": [round(run["requests_per_sec"]) for run in runs],
         "cpu_us_per_request": statistics.median(run["cpu_us_per_request"] for run in runs),
+        "wrk_cpu_us_per_request": statistics.median(run["wrk_cpu_us_per_request"] for run in runs),
+        "cores_busy": statistics.median(run["cores_busy"] for run in runs),
         "p99_ms": statistics.median(p99s) if p99s else None,
         "socket_errors": sum(run["socket_errors"] for run in runs),
         "non_2xx": sum(run["non_2xx"] for run in runs),
@@ -333,6 +349,7 @@ def run_servers(
         "keepalive": keepalive,
         "many": {"connections": many, "rows": many_rows},
         "workers": {"connections": 16, "rows": workers},
+        "cores": os.cpu_count() or 1,
         "mixed": {"seconds": soak_seconds, "rows": mixed},
         "skipped": skipped,
     }

@@ -128,7 +128,15 @@ def _workers_table(section: dict[str, Any]) -> list[str]:
         pairs.setdefault(row["server"], {})[row["workers"]] = row
     lines = [f"**`-w 2` against `-w 1`**, {workers['connections']} connections, bare app", ""]
     lines += _table(
-        ("Server", "-w 1 req/s", "-w 2 req/s", "-w 2 / -w 1", "CPU µs/req", "rounds (req/s)"),
+        (
+            "Server",
+            "-w 1 req/s",
+            "-w 2 req/s",
+            "-w 2 / -w 1",
+            "CPU µs/req",
+            "cores busy",
+            "rounds (req/s)",
+        ),
         (
             (
                 section["servers"][name],
@@ -136,20 +144,44 @@ def _workers_table(section: dict[str, Any]) -> list[str]:
                 f"{pair[2]['requests_per_sec']:,.0f}",
                 _times(pair[2]["requests_per_sec"] / pair[1]["requests_per_sec"]),
                 f"{pair[1]['cpu_us_per_request']:.0f}, {pair[2]['cpu_us_per_request']:.0f}",
+                ", ".join(f"{pair[w].get('cores_busy', 0):.2f}" for w in (1, 2)),
                 " / ".join(", ".join(f"{r:,}" for r in pair[w]["rounds"]) for w in (1, 2)),
             )
             for name, pair in pairs.items()
         ),
     )
-    ceiling = workers_ceiling(section)
-    if ceiling is not None:
-        peer, best, ours = ceiling
+    lines += _ceiling_lines(section, pairs)
+    return [*lines, ""]
+
+
+def _ceiling_lines(
+    section: dict[str, Any], pairs: dict[str, dict[int, dict[str, Any]]]
+) -> list[str]:
+    """What the machine leaves two workers, measured two ways in the same run."""
+    lines = []
+    ours = pairs.get("gunicorn-microwsgi", {})
+    if len(ours) == 2 and "cores" in section:
+        one, two = ours[1], ours[2]
+        # Every core busy with the server's work at -w 2's cost per request, plus wrk's.
+        per_request = two["cpu_us_per_request"] + two["wrk_cpu_us_per_request"]
+        most = section["cores"] / per_request * 1e6
         lines += [
             "",
-            f"The ceiling on this machine in this run (wrk shares its cores): {peer}'s"
-            f" {_times(best)}; microwsgi's worker reached {ours / best:.0%} of it.",
+            f"Ceiling from the CPU: at -w 2's {two['cpu_us_per_request']:.0f} µs per request and"
+            f" wrk's {two['wrk_cpu_us_per_request']:.0f}, the machine's {section['cores']} cores"
+            f" answer at most {most:,.0f} req/s, {_times(most / one['requests_per_sec'])} -w 1,"
+            " if nothing else ran; -w 1 and -w 2 kept"
+            f" {one['cores_busy']:.2f} and {two['cores_busy']:.2f} cores busy (server and wrk).",
         ]
-    return [*lines, ""]
+    ceiling = workers_ceiling(section)
+    if ceiling is not None:
+        peer, best, ratio = ceiling
+        lines += [
+            "",
+            f"Ceiling from the other servers in this run: {peer}'s {_times(best)};"
+            f" microwsgi's worker reached {ratio / best:.0%} of it.",
+        ]
+    return lines
 
 
 def workers_ceiling(section: dict[str, Any]) -> tuple[str, float, float] | None:
