@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tools import require_program
+from tools import require_extra, require_program
 
 from microwsgi import Group
 
@@ -72,6 +72,8 @@ def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
 
 
 def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None:
+    for peer in ("falcon", "bottle", "flask"):
+        require_extra(peer)
     results, markdown = run_quick(tmp_path, "dispatch")
     section = results["dispatch"]
     assert section["skipped"] == {}
@@ -105,6 +107,7 @@ def test_router_scale_reports_each_size_relative_to_the_smallest(tmp_path: Path)
 @pytest.mark.e2e
 def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
     require_program("wrk", "the over-the-wire benchmark loads gunicorn with it")
+    require_extra("gunicorn.app.wsgiapp")
     results, markdown = run_quick(tmp_path, "wire")
     section = results["wire"]
     rows = {row["framework"]: row for row in section["rows"]}
@@ -134,6 +137,7 @@ def test_servers_side_by_side_measure_each_server_or_say_why_not(
     tmp_path: Path, bench: Any
 ) -> None:
     require_program("wrk", "the servers side by side are loaded with wrk")
+    require_extra("gunicorn.app.wsgiapp")  # two of the servers are gunicorn's
     results, markdown = run_quick(tmp_path, "servers")
     section = results["servers"]
     assert set(section["servers"]) | set(section["skipped"]) == set(bench.servers.SERVERS)
@@ -179,6 +183,7 @@ def test_grouped_route_goes_through_groups_where_the_framework_has_them(
     microwsgi = bench.apps.build_app("microwsgi")
     assert through == [f"/api/v2 {verb} {template.removeprefix('/api/v2')}"]
     assert any(route["path"] == template for route in microwsgi.routes())
+    require_extra("flask")  # last: the rest holds without it
     flask = bench.apps.build_app("flask")
     (rule,) = [rule for rule in flask.url_map.iter_rules() if rule.rule.startswith("/api/v2/")]
     assert rule.endpoint.count(".") == 2  # nested blueprints: outer.inner.view
