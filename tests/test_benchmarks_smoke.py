@@ -36,8 +36,9 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
     return benchmarks
 
 
-def run_section(tmp_path: Path, section: str) -> tuple[dict[str, Any], str, str]:
-    """Run one section in quick mode; its raw JSON results, the markdown file and the output."""
+def run_section(tmp_path: Path, section: str, *options: str) -> tuple[dict[str, Any], str, str]:
+    """Run one section in quick mode (with more `options`); its raw JSON results, the markdown
+    file and the output."""
     out_json = tmp_path / "results.json"
     out_md = tmp_path / "RESULTS.md"
     done = subprocess.run(
@@ -52,6 +53,7 @@ def run_section(tmp_path: Path, section: str) -> tuple[dict[str, Any], str, str]
             str(out_md),
             "--json",
             str(out_json),
+            *options,
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -221,25 +223,31 @@ Transfer/sec:      0.87MB
 
 
 @pytest.mark.e2e
-def test_instruction_counts_cover_three_cases_and_add_a_row_to_the_history(tmp_path: Path) -> None:
+def test_an_instruction_count_is_made_and_adds_a_row_to_the_history(tmp_path: Path) -> None:
+    # One case, the lightest: (a), one process under callgrind. Each case starts its own
+    # servers under callgrind, which is what takes the time; (b) and (c) run the same counting
+    # code around other servers (benchmarks.instructions), and their rows are written alike.
     require_program("valgrind", "the instruction counts run each server under callgrind")
     require_program("callgrind_control", "the instruction counts ask callgrind for dumps")
     earlier = "## Performance\n\nfigures of an earlier run, left as they are\n"
     (tmp_path / "RESULTS.md").write_text(earlier, encoding="utf-8")
-    results, markdown, printed = run_section(tmp_path, "instructions")
+    results, markdown, printed = run_section(tmp_path, "instructions", "--cases", "a")
     section = results["instructions"]
     assert section["skipped"] == {}
-    assert [row["case"] for row in section["rows"]] == ["a", "b", "c"]
-    for row in section["rows"]:
-        assert row["requests"] == section["requests"] > 0
-        assert row["instructions"] > 0
-        assert row["per_request"] == pytest.approx(row["instructions"] / row["requests"])
-        assert f"({row['case']}) {row['label']}: {row['per_request']:,.0f}" in printed
+    [row] = section["rows"]
+    assert row["case"] == "a" and row["requests"] == section["requests"] > 0
+    assert row["per_request"] == pytest.approx(row["instructions"] / row["requests"])
+    # Plausible: the counted part holds the requests and nothing else. One request through the
+    # protocol, the bridge and the bare app costs tens of thousands of instructions (about
+    # 84,000 interpreted, 58,000 compiled, when this was written), never a few hundred (the
+    # dump came before the requests) nor millions (start-up or warm-up counted in).
+    assert 10_000 < row["per_request"] < 1_000_000
+    assert f"(a) {row['label']}: {row['per_request']:,.0f}" in printed
     assert markdown.startswith(earlier)  # the rest of the file is untouched
     history = markdown[len(earlier) :]
     assert history.strip().startswith("<!-- instructions -->")
-    figures = " | ".join(f"{row['per_request']:,.0f}" for row in section["rows"])
-    assert figures in history.splitlines()[-2]  # this run's row, last in the table
+    this_run = history.splitlines()[-2]  # this run's row, last in the table
+    assert f" | {row['per_request']:,.0f} | - | - | " in this_run  # (b) and (c) not counted
 
 
 def test_instruction_history_keeps_every_row_and_survives_a_full_rewrite(
