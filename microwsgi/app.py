@@ -21,7 +21,15 @@ from werkzeug.wsgi import ClosingIterator
 from ._address import check_address
 from ._http import parse_content_length
 from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
-from .chains import ROUTE_KEY, Chain, ChainBuilder, Middleware, check_middleware, raise_not_found
+from .chains import (
+    ROUTE_KEY,
+    Chain,
+    ChainBuilder,
+    Middleware,
+    Resource,
+    check_middleware,
+    raise_not_found,
+)
 from .checks import check_factory, check_order
 from .failures import ErrorAnswers
 from .observability.health import HealthCheck, health_handler
@@ -292,6 +300,24 @@ class Server(Registrar):
         ``<int>``) is a `ValueError`. ``request['url_for']`` adds the app's mount point.
         """
         return self._routes.names.url_for(name, params)
+
+    # -- the route table, as the framework's own modules see it ---------------------------
+
+    def resources(self) -> list[Resource]:
+        """Every resource (the routes registered at one pattern, ``chains.Resource``).
+
+        Their `dispatch` and `any` hold the chains the server calls once it has compiled (on
+        its first request, and again after a route is added). Not public API: the seam the
+        framework's own modules (``observability/metrics.py``) and the tests read the table by.
+        """
+        return list(self._routes.resources())
+
+    def match(self, path: str) -> Resource | None:
+        """The resource whose pattern best matches a ``PATH_INFO``, as `wsgi_app` matches it;
+        None when none does (HTTPError 400 for a path that is not UTF-8, as for a request).
+        Not public API, as `resources`."""
+        found = self._router.find(decode_path(path))
+        return None if found is None else found[0]
 
     # -- compilation --------------------------------------------------------------------
 

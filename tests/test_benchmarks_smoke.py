@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tools import require_extra, require_program
+from werkzeug.test import create_environ
 
 from microwsgi import Group
 
@@ -248,6 +249,20 @@ def test_an_instruction_count_is_made_and_adds_a_row_to_the_history(tmp_path: Pa
     assert history.strip().startswith("<!-- instructions -->")
     this_run = history.splitlines()[-2]  # this run's row, last in the table
     assert f" | {row['per_request']:,.0f} | - | - | " in this_run  # (b) and (c) not counted
+
+
+@pytest.mark.e2e
+def test_the_metrics_cost_is_counted_per_call(bench: Any, tmp_path: Path) -> None:
+    require_program("valgrind", "the metrics cost is counted under callgrind")
+    require_extra("prometheus_client")  # server.metrics() is what it counts
+    from benchmarks import metrics_cost
+
+    server = metrics_cost.build("metrics")
+    metrics_cost.call(server, 3)  # the measured calls are answered
+    scrape = b"".join(server(create_environ("/metrics"), lambda *a: None))
+    assert b'{route="user",status="200",verb="GET"}' in scrape
+    few, more = (metrics_cost.count("metrics", n, str(tmp_path)) for n in (10, 110))
+    assert more > few  # the calls are counted, not only the start-up
 
 
 def test_instruction_history_keeps_every_row_and_survives_a_full_rewrite(

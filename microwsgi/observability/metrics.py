@@ -15,14 +15,17 @@ RFC 9110 §9 defines or ``OTHER``; ``status`` is the numeric code.
 Under gunicorn with several workers prometheus_client's multiprocess mode makes one scrape
 count every worker: it is on when ``PROMETHEUS_MULTIPROC_DIR`` is set before prometheus_client
 is imported, which ``deploy/gunicorn.conf.py`` does. Registering the routes is ``app.py``'s
-business, and so is leaving in the environ the chain it matched (``chains.ROUTE_KEY``).
+business, and so is leaving in the environ the chain it matched (``chains.ROUTE_KEY``); this
+module reads the table only through ``Server.resources()`` and ``Server.match()``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 UNMATCHED = "<unmatched>"
+# A request's series: its counter's `inc` and its duration histogram's `observe`, bound.
+Series = tuple[Callable[[], None], Callable[[float], None]]
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # RFC 9110 §9.3 and RFC 5789 (PATCH); any other method is one label value, so that a client
 # inventing methods adds no series.
@@ -68,25 +73,36 @@ class _ProcessMetrics:
             buckets=buckets,
         )
         # Under several processes, the sum of the live processes' gauges.
-        self.in_progress = prometheus_client.Gauge(
+        in_progress = prometheus_client.Gauge(
             "microwsgi_requests_in_progress",
             "HTTP requests being answered.",
             multiprocess_mode="livesum",
         )
+        self.begin: Callable[[], object] = in_progress.inc
+        self.end: Callable[[], object] = in_progress.dec
+        if not os.environ.get(MULTIPROCESS_ENV):
+            # PERF: in one process the gauge is read when scraped, as the length of a deque
+            # the requests enter and leave: append and pop are single (atomic) C calls, where
+            # Gauge.inc and dec each take a lock and check the metric (some 8,000 instructions
+            # a request, callgrind). Several processes need the gauge's own file: inc and dec.
+            flight: deque[None] = deque()
+            in_progress.set_function(flight.__len__)
+            self.begin, self.end = partial(flight.append, None), flight.pop
         # PERF: `labels(...)` takes a lock and builds a key at each call; the children are
         # kept here instead (every label is bounded, and so are these dicts).
-        self.counted: dict[tuple[str, str, str], Any] = {}
-        self.timed: dict[tuple[str, str], Any] = {}
+        self._series: dict[tuple[str, str, str], Series] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
-    def observe(self, verb: str, route: str, status: str, seconds: float) -> None:
-        counter = self.counted.get((verb, route, status))
-        if counter is None:
-            counter = self.counted[verb, route, status] = self.requests.labels(verb, route, status)
-        counter.inc()
-        timer = self.timed.get((verb, route))
-        if timer is None:
-            timer = self.timed[verb, route] = self.duration.labels(verb, route)
-        timer.observe(seconds)
+    def series(self, verb: str, route: str, status: str) -> Series:
+        """What counts and times a request with these labels (shared by every server)."""
+        series = self._series.get((verb, route, status))
+        if series is None:
+            timer = self._timers.get((verb, route))
+            if timer is None:
+                timer = self._timers[verb, route] = self.duration.labels(verb, route)
+            counter = self.requests.labels(verb, route, status)
+            series = self._series[verb, route, status] = (counter.inc, timer.observe)
+        return series
 
 
 _process_metrics: _ProcessMetrics | None = None
@@ -112,55 +128,27 @@ def _metrics_for(buckets: Sequence[float] | None) -> _ProcessMetrics:
         return _process_metrics
 
 
-class RouteLabels:
-    """The ``route`` label of each compiled chain of one server, remade after it recompiles."""
-
-    def __init__(self, server: Server) -> None:
-        self._server = server
-        self._compiled: object = None  # the chain builder the labels were made from
-        self._labels: dict[Chain, str] = {}
-
-    def label(self, environ: WSGIEnvironment) -> str:
-        chain = environ.get(ROUTE_KEY)
-        if chain is None:  # refused before routing (a path that is not UTF-8)
-            return UNMATCHED
-        server = self._server
-        if server._chains is not self._compiled:
-            self._labels = self._make()
-            self._compiled = server._chains
-        label = self._labels.get(chain)
-        if label is None:
-            # An automatic OPTIONS or 405 answer, made on first use: it answers for the best
-            # matching pattern, as ``chains.py`` words it.
-            found = server._router.find(environ.get("PATH_INFO") or "/")
-            label = UNMATCHED if found is None else found[0].pattern
-            self._labels[chain] = label
-        return label
-
-    def _make(self) -> dict[Chain, str]:
-        server = self._server
-        resources = list(server._routes.resources())
-        patterns: dict[str, set[str]] = {}
-        for resource in resources:
-            for endpoint in resource.endpoints.values():
-                if endpoint.name is not None:
-                    patterns.setdefault(endpoint.name, set()).add(resource.pattern)
-        labels: dict[Chain, str] = {server._not_found: UNMATCHED}
-        for resource in resources:
-            for verb, chain in resource.dispatch.items():
-                endpoint = resource.endpoints.get(verb) or resource.endpoints["GET"]  # HEAD
-                labels[chain] = _route_label(endpoint, resource, patterns)
-            if resource.any is not None:
-                any_verb = resource.endpoints.get("*")
-                label = (
-                    resource.pattern
-                    if any_verb is None
-                    else _route_label(any_verb, resource, patterns)
-                )
-                # A mounted app serves its prefix and everything under it: the prefix names it.
-                known = labels.get(resource.any)
-                labels[resource.any] = label if known is None else min(known, label, key=len)
-        return labels
+def _table_labels(resources: list[Resource]) -> dict[Chain, str]:
+    """The label of each chain the routes registered at `resources` are compiled into."""
+    patterns: dict[str, set[str]] = {}
+    for resource in resources:
+        for endpoint in resource.endpoints.values():
+            if endpoint.name is not None:
+                patterns.setdefault(endpoint.name, set()).add(resource.pattern)
+    labels: dict[Chain, str] = {}
+    for resource in resources:
+        for verb, chain in resource.dispatch.items():
+            endpoint = resource.endpoints.get(verb) or resource.endpoints["GET"]  # HEAD
+            labels[chain] = _route_label(endpoint, resource, patterns)
+        if resource.any is not None:
+            any_verb = resource.endpoints.get("*")
+            label = (
+                resource.pattern if any_verb is None else _route_label(any_verb, resource, patterns)
+            )
+            # A mounted app serves its prefix and everything under it: the prefix names it.
+            known = labels.get(resource.any)
+            labels[resource.any] = label if known is None else min(known, label, key=len)
+    return labels
 
 
 def _route_label(endpoint: Endpoint, resource: Resource, patterns: dict[str, set[str]]) -> str:
@@ -178,16 +166,27 @@ class Measured:
     A body that is a list, or a file the server sends by itself (``wsgi.file_wrapper``, kept
     unwrapped so that it still goes out by ``sendfile``), is done when the app returns it; any
     other (a stream) when the server closes it.
+
+    A request's series are found by the chain the server called (left in the environ under
+    ``chains.ROUTE_KEY``), its method and its status, and made the first time these meet. The
+    routes' own chains are labelled all together, from the server's resources; the automatic
+    OPTIONS and 405 answers and the 404 one by one, by the pattern that best matches their
+    path, as ``chains.py`` words them. A server compiles new chains when a route is added after
+    it has served: the first of them met makes every label and series anew.
     """
 
-    def __init__(self, app: WSGIApp, labels: RouteLabels, metrics: _ProcessMetrics) -> None:
+    def __init__(self, app: WSGIApp, server: Server, metrics: _ProcessMetrics) -> None:
         self._app = app
-        self._labels = labels
+        self._server = server
         self._metrics = metrics
+        self._begin, self._end = metrics.begin, metrics.end
+        self._labels: dict[Chain, str] = {}
+        # PERF: one dict lookup per request finds both children, with no label computed.
+        self._series: dict[tuple[Chain | None, str, str], Series] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
-        self._metrics.in_progress.inc()
+        self._begin()
         sent = ["500"]  # an app that raises answers 500 through the server
 
         def measured_start(status: str, headers: Any, *exc_info: Any) -> Callable[[bytes], object]:
@@ -199,23 +198,46 @@ class Measured:
         except BaseException:
             self.finish(environ, sent[0], started)
             raise
-        wrapper = environ.get("wsgi.file_wrapper")
-        if type(body) is list or (isinstance(wrapper, type) and isinstance(body, wrapper)):
+        if type(body) is list or _sent_whole(body, environ.get("wsgi.file_wrapper")):
             self.finish(environ, sent[0], started)
             return body
         return _Measuring(body, lambda: self.finish(environ, sent[0], started))
 
     def finish(self, environ: WSGIEnvironment, status: str, started: float) -> None:
         """Count and time one request, which began at `started` and was answered `status`."""
-        metrics = self._metrics
-        metrics.in_progress.dec()
-        verb = environ["REQUEST_METHOD"]
-        metrics.observe(
-            verb if verb in _VERBS else "OTHER",
-            self._labels.label(environ),
-            status,
-            perf_counter() - started,
-        )
+        self._end()
+        seconds = perf_counter() - started
+        key = (environ.get(ROUTE_KEY), environ["REQUEST_METHOD"], status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._new_series(key, environ.get("PATH_INFO") or "/")
+        count, observe = series
+        count()
+        observe(seconds)
+
+    def _new_series(self, key: tuple[Chain | None, str, str], path: str) -> Series:
+        chain, method, status = key
+        route = UNMATCHED if chain is None else self._labels.get(chain) or self._learn(chain, path)
+        if method not in _VERBS:
+            # Not kept: a client inventing methods adds no entries (nor series: one label).
+            return self._metrics.series("OTHER", route, status)
+        series = self._series[key] = self._metrics.series(method, route, status)
+        return series
+
+    def _learn(self, chain: Chain, path: str) -> str:
+        """The label of a chain met for the first time (once for each chain)."""
+        labels = _table_labels(self._server.resources())
+        if chain in labels:  # one of the routes' chains, maybe compiled anew: every label anew
+            self._labels, self._series = labels, {}
+            return labels[chain]
+        resource = self._server.match(path)
+        label = self._labels[chain] = UNMATCHED if resource is None else resource.pattern
+        return label
+
+
+def _sent_whole(body: Iterable[bytes], wrapper: object) -> bool:
+    """Whether `body` is a file the server sends by itself (its ``wsgi.file_wrapper``)."""
+    return isinstance(wrapper, type) and isinstance(body, wrapper)
 
 
 class _Measuring:
@@ -259,5 +281,4 @@ def install(server: Server, buckets: Sequence[float] | None) -> Callable[[WSGIAp
     """What `Server.metrics` needs: checks `buckets` against the process's metrics and returns
     the wrapper to put around the server's WSGI application."""
     metrics = _metrics_for(buckets)
-    labels = RouteLabels(server)
-    return lambda app: Measured(app, labels, metrics)
+    return lambda app: Measured(app, server, metrics)

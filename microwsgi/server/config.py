@@ -1,4 +1,5 @@
-"""Server options, with the one set of defaults that `serve()`, the CLI and the README use.
+"""Server options and their one set of defaults, used by `serve()` and the CLI (and listed in
+docs/devserver.md's table).
 
 This module owns `ServerConfig` (every option of `serve()`, `DevServer` and `Engine`, with its
 default and its validation) and `Hooks` (what an embedder such as a gunicorn worker plugs into

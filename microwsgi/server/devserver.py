@@ -132,7 +132,7 @@ def serve(
 ) -> None:
     """Serve the WSGI callable `app` on `host:port` until SIGINT/SIGTERM, then return.
 
-    `options` are `ServerConfig`'s fields, defaults included (the README's table lists them).
+    `options` are `ServerConfig`'s fields, defaults included (docs/devserver.md's table lists them).
     `port=0` picks a free port. `listen_msg=True` prints `Server listening on http://HOST:PORT`
     with the real port. `ready` is called with (host, port) (or `set()` if it is an Event)
     once the socket listens and SIGINT/SIGTERM would stop the server. A port that cannot be

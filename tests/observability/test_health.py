@@ -104,7 +104,7 @@ def test_a_failure_is_logged_once_with_its_traceback_and_the_recovery_once(
 
 def test_the_route_is_internal_and_listed(server: Server) -> None:
     server.health()
-    (resource,) = server._routes.resources()
+    (resource,) = server.resources()
     assert resource.endpoints["GET"].internal is True
     assert server.routes() == [
         {
@@ -122,7 +122,7 @@ def test_user_routes_are_not_internal(server: Server) -> None:
     def x(request: dict[str, object]) -> str:
         return "x"
 
-    (resource,) = server._routes.resources()
+    (resource,) = server.resources()
     assert resource.endpoints["GET"].internal is False
 
 

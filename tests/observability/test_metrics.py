@@ -39,6 +39,11 @@ def requests(samples: Samples, **labels: str) -> float:
     return samples.get(("microwsgi_requests_total", frozenset(labels.items())), 0.0)
 
 
+def added(before: Samples, after: Samples, **labels: str) -> float:
+    """How many requests with exactly these labels were counted between two scrapes."""
+    return requests(after, **labels) - requests(before, **labels)
+
+
 def routes_of(samples: Samples) -> set[str]:
     return {dict(labels)["route"] for name, labels in samples if name == "microwsgi_requests_total"}
 
@@ -81,19 +86,16 @@ def test_every_answer_is_counted_with_its_route_verb_and_status(
     app.get("/m/boom", status=500, expect_errors=True)
     after = scrape(app)
 
-    def delta(**labels: str) -> float:
-        return requests(after, **labels) - requests(before, **labels)
-
-    assert delta(verb="GET", route="metrics_item", status="200") == 2
-    assert delta(verb="HEAD", route="metrics_item", status="200") == 1
-    assert delta(verb="GET", route="metrics_item", status="404") == 1
-    assert delta(verb="POST", route="metrics_add", status="201") == 1
-    assert delta(verb="DELETE", route="/m/items", status="405") == 1
-    assert delta(verb="OPTIONS", route="/m/items", status="204") == 1
-    assert delta(verb="GET", route="<unmatched>", status="404") >= 1
-    assert delta(verb="GET", route="metrics_boom", status="500") == 1
+    assert added(before, after, verb="GET", route="metrics_item", status="200") == 2
+    assert added(before, after, verb="HEAD", route="metrics_item", status="200") == 1
+    assert added(before, after, verb="GET", route="metrics_item", status="404") == 1
+    assert added(before, after, verb="POST", route="metrics_add", status="201") == 1
+    assert added(before, after, verb="DELETE", route="/m/items", status="405") == 1
+    assert added(before, after, verb="OPTIONS", route="/m/items", status="204") == 1
+    assert added(before, after, verb="GET", route="<unmatched>", status="404") >= 1
+    assert added(before, after, verb="GET", route="metrics_boom", status="500") == 1
     # The first scrape is counted by the second, under the metrics route's pattern.
-    assert delta(verb="GET", route="/metrics", status="200") == 1
+    assert added(before, after, verb="GET", route="/metrics", status="200") == 1
     histogram = ("microwsgi_request_duration_seconds_count",
                  frozenset({("verb", "GET"), ("route", "metrics_item")}))  # fmt: skip
     assert after[histogram] - before.get(histogram, 0.0) == 3
@@ -150,6 +152,51 @@ def test_a_name_on_several_patterns_is_labelled_by_pattern() -> None:
     routes = routes_of(scrape(app, "/metrics-ambiguous"))
     assert {"/amb/one", "/amb/two", "amb_named"} <= routes
     assert "metrics_handler" not in routes
+
+
+def test_routes_added_after_serving_are_labelled_by_their_names(
+    measured: tuple[Server, webtest.TestApp],
+) -> None:
+    server, app = measured
+    app.get("/m/items/1")  # compiled, and its label learnt
+
+    @server.register("GET /m/late")
+    def metrics_late(request: dict[str, Any]) -> Any:
+        return "late"
+
+    # A second route of the same function name: metrics_item now names two patterns.
+    @server.register("GET /m/other/:id")
+    def metrics_item(request: dict[str, Any]) -> Any:
+        return "other"
+
+    before = scrape(app)
+    app.get("/m/late")
+    app.get("/m/items/1")
+    app.put("/m/late", status=405)
+    after = scrape(app)
+
+    assert added(before, after, verb="GET", route="metrics_late", status="200") == 1
+    assert added(before, after, verb="GET", route="/m/items/:id<int>", status="200") == 1
+    assert added(before, after, verb="PUT", route="/m/late", status="405") == 1
+
+
+def test_the_server_shows_metrics_its_table_through_resources_and_match() -> None:
+    server = Server()
+
+    @server.get("/shop/:item", name="item")
+    def item(request: dict[str, Any]) -> Any:
+        return "item"
+
+    @server.get("/shop/cart")
+    def cart(request: dict[str, Any]) -> Any:
+        return "cart"
+
+    assert sorted(r.pattern for r in server.resources()) == ["/shop/:item", "/shop/cart"]
+    matched = server.match("/shop/cart")
+    assert matched is not None and matched.pattern == "/shop/cart"
+    matched = server.match("/shop/caf\xc3\xa9")  # PATH_INFO: UTF-8 bytes read as latin-1
+    assert matched is not None and matched.pattern == "/shop/:item"
+    assert server.match("/elsewhere") is None
 
 
 def test_several_servers_in_one_process_each_serve_metrics() -> None:
@@ -223,7 +270,7 @@ def test_the_scrape_speaks_openmetrics_when_asked(measured: tuple[Server, webtes
 
 def test_the_metrics_route_is_internal(measured: tuple[Server, webtest.TestApp]) -> None:
     server, _ = measured
-    resource = next(r for r in server._routes.resources() if r.pattern == "/metrics")
+    resource = next(r for r in server.resources() if r.pattern == "/metrics")
     assert resource.endpoints["GET"].internal
     listed = [route for route in server.routes() if route["path"] == "/metrics"]
     assert listed[0]["handler"] == "server.metrics()"

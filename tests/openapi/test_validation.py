@@ -305,7 +305,7 @@ def test_a_route_that_declares_nothing_runs_its_handler_unwrapped(server: Server
     server.register_handler("GET /plain", plain)
     server.register_handler("GET /typed", plain, returns=str)
     endpoints = {
-        ep.spec: ep for resource in server._routes.resources() for ep in resource.endpoints.values()
+        ep.spec: ep for resource in server.resources() for ep in resource.endpoints.values()
     }
     assert endpoints["GET /plain"].call is plain
     assert endpoints["GET /plain"].declared is None
