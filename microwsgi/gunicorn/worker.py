@@ -318,7 +318,8 @@ class Worker(base.Worker):  # type: ignore[misc]
     # -- the loop thread -------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Tell the arbiter this worker is alive, unless every thread is stuck in a request."""
+        """Tell the arbiter this worker is alive, unless every thread is stuck in a request;
+        tell the other workers how many connections it holds, or that it takes no more."""
         assert self.engine is not None
         if self.alive and self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
@@ -326,6 +327,8 @@ class Worker(base.Worker):  # type: ignore[misc]
         if not self.alive:  # the reloader, or a signal that came before the engine existed
             self._leave()
             self.engine.stop()
+        elif self.engine.stopping.is_set():  # the last of max_requests: a successor comes
+            self._leave()
         elif self.shares is not None:
             self.shares.publish(self.engine.open_connections)
         if self.healthy():
