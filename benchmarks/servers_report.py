@@ -128,18 +128,48 @@ def _workers_table(section: dict[str, Any]) -> list[str]:
         pairs.setdefault(row["server"], {})[row["workers"]] = row
     lines = [f"**`-w 2` against `-w 1`**, {workers['connections']} connections, bare app", ""]
     lines += _table(
-        ("Server", "-w 1 req/s", "-w 2 req/s", "-w 2 / -w 1"),
+        ("Server", "-w 1 req/s", "-w 2 req/s", "-w 2 / -w 1", "CPU µs/req", "rounds (req/s)"),
         (
             (
                 section["servers"][name],
                 f"{pair[1]['requests_per_sec']:,.0f}",
                 f"{pair[2]['requests_per_sec']:,.0f}",
                 _times(pair[2]["requests_per_sec"] / pair[1]["requests_per_sec"]),
+                f"{pair[1]['cpu_us_per_request']:.0f}, {pair[2]['cpu_us_per_request']:.0f}",
+                " / ".join(", ".join(f"{r:,}" for r in pair[w]["rounds"]) for w in (1, 2)),
             )
             for name, pair in pairs.items()
         ),
     )
+    ceiling = workers_ceiling(section)
+    if ceiling is not None:
+        peer, best, ours = ceiling
+        lines += [
+            "",
+            f"The ceiling on this machine in this run (wrk shares its cores): {peer}'s"
+            f" {_times(best)}; microwsgi's worker reached {ours / best:.0%} of it.",
+        ]
     return [*lines, ""]
+
+
+def workers_ceiling(section: dict[str, Any]) -> tuple[str, float, float] | None:
+    """(the other server with the best -w 2 / -w 1, its ratio, microwsgi's worker's ratio)."""
+    ratios = {
+        name: pair[2] / pair[1] for name, pair in _worker_pairs(section).items() if len(pair) == 2
+    }
+    ours = ratios.pop("gunicorn-microwsgi", None)
+    if ours is None or not ratios:
+        return None
+    peer = max(ratios, key=ratios.__getitem__)
+    return section["servers"][peer], ratios[peer], ours
+
+
+def _worker_pairs(section: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """Each server's req/s by its number of workers."""
+    pairs: dict[str, dict[int, float]] = {}
+    for row in section["workers"]["rows"]:
+        pairs.setdefault(row["server"], {})[row["workers"]] = row["requests_per_sec"]
+    return pairs
 
 
 def _mixed_table(section: dict[str, Any]) -> list[str]:
@@ -172,9 +202,7 @@ def server_targets(section: dict[str, Any]) -> list[tuple[str, float | None, flo
                 label = f"{app} `{PATHS[case]}`: {servers[ours]} vs {servers[peer]}"
                 value = _ratio(rows[ours], rows[peer], "requests_per_sec")
                 found.append((label, value, goal, f"≥ {goal:g}x"))
-    pairs: dict[str, dict[int, float]] = {}
-    for row in section["workers"]["rows"]:
-        pairs.setdefault(row["server"], {})[row["workers"]] = row["requests_per_sec"]
+    pairs = _worker_pairs(section)
     if "gunicorn-microwsgi" in pairs:
         pair = pairs["gunicorn-microwsgi"]
         found.append(("microwsgi worker, -w 2 vs -w 1", pair[2] / pair[1], WORKERS_GOAL, "≥ 1.4x"))

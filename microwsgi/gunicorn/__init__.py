@@ -3,7 +3,9 @@
 - ``worker.py``: `Worker`, the class gunicorn loads (``-k microwsgi.gunicorn.Worker``, or the
   documented alias ``-k microwsgi.workers.Worker``): settings, hooks, the worker's life;
 - ``adapter.py``: a request as gunicorn's own workers present it (proxy rules, the views the
-  pre/post_request hooks and the access log read).
+  pre/post_request hooks and the access log read);
+- ``shares.py``: `Shares`, the table in shared memory in which the workers of one master
+  compare their loads, so that a burst of connections is spread across them.
 
 Importing this package imports gunicorn and the engine; ``import microwsgi`` never does.
 """

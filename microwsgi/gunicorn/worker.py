@@ -4,7 +4,8 @@ This module owns the adapter between gunicorn and the engine (``microwsgi.server
 same one the built-in server runs): gunicorn's settings turned into a `ServerConfig` and
 `Hooks`, the worker's life under the arbiter (signals, the heartbeat, a graceful or a quick
 stop, the restart after `max_requests`), the pre/post_request hooks and the access log through
-gunicorn's logger. Settings it cannot honour are warned about at boot, one line each; TLS and
+gunicorn's logger, and the connections spread across the master's workers (the load table is
+``shares.py``'s). Settings it cannot honour are warned about at boot, one line each; TLS and
 the uwsgi protocol are refused at boot. What gunicorn's workers add to each request's environ
 (the scheme and headers a trusted proxy may set) is ``adapter.py``'s; HTTP itself
 (parsing, framing, keep-alive, limits, timeouts) is the engine's; the listening sockets, the
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import FrameType
 from typing import Any, Final
@@ -33,6 +35,7 @@ from gunicorn.workers import base
 from ..server import Engine, Hooks, ServerConfig
 from ..server.exchange import Exchange
 from .adapter import ErrorStream, ProxyPolicy, RequestView, ResponseView
+from .shares import Shares
 
 __all__ = ["Worker"]
 
@@ -201,6 +204,18 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     engine: Engine | None = None
     alive: bool
+    # The load table of this master's workers (made in the master by check_config): the
+    # connections a burst brings are spread across the workers (see shares.py).
+    shares: Shares | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # In the master, before the fork: this worker's slot in the table. With reuse_port
+        # each worker listens on a socket of its own, which the kernel spreads connections
+        # across: a connection left on it would wait for nobody.
+        reuse_port = self.cfg.reuse_port and hasattr(socket, "SO_REUSEPORT")
+        shares = type(self).shares
+        self._slot = shares.give() if shares is not None and not reuse_port else None
 
     @classmethod
     def check_config(cls, cfg: Config, log: Any) -> None:
@@ -210,6 +225,8 @@ class Worker(base.Worker):  # type: ignore[misc]
             raise RuntimeError(problem)  # gunicorn prints it as one line and exits 1
         for line in ignored_settings(cfg):
             log.warning(line)
+        if cls.shares is None:
+            cls.shares = Shares()
 
     def init_process(self) -> None:
         problem = refusal(self.cfg, os.environ)
@@ -248,6 +265,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             tick=self.heartbeat,
             # gunicorn asks for a notify() at least every self.timeout seconds.
             tick_interval=min(1.0, self.timeout / 2) if self.timeout else 1.0,
+            defer_accept=self._join_shares(),
         )
         # What gunicorn's workers put in every environ, and what differs from the engine's.
         environ: dict[str, Any] = {
@@ -260,7 +278,21 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.engine = Engine(self.wsgi, sockets, self.config, hooks, extra_environ=environ)
         if not self.alive:  # stopped while booting
             self.engine.stop()
-        self.engine.run()
+        try:
+            self.engine.run()
+        finally:
+            self._leave()
+
+    def _join_shares(self) -> Callable[[int], bool] | None:
+        """Take this worker's slot in the load table; the engine's `defer_accept` hook."""
+        if self.shares is None or self._slot is None:
+            return None
+        self.shares.join(self._slot)
+        return self.shares.defer
+
+    def _leave(self) -> None:
+        if self.shares is not None:
+            self.shares.leave()  # nothing if this worker has no slot
 
     # -- around each request (the engine's serving threads) ---------------------------------
 
@@ -292,7 +324,10 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
         if not self.alive:  # the reloader, or a signal that came before the engine existed
+            self._leave()
             self.engine.stop()
+        elif self.shares is not None:
+            self.shares.publish(self.engine.open_connections)
         if self.healthy():
             self.notify()
 
@@ -313,6 +348,7 @@ class Worker(base.Worker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM: stop accepting, finish the requests in flight (graceful_timeout), exit 0."""
         self.alive = False
+        self._leave()
         if self.engine is not None:
             self.engine.stop()
 
@@ -322,6 +358,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             super().handle_quit(sig, frame)
             return
         self.alive = False
+        self._leave()
         self.cfg.worker_int(self)
         self.engine.stop(force=True)
 

@@ -102,6 +102,11 @@ class Hooks:
     get the finished `Exchange` (see its public attributes) and their errors are only logged.
     `tick()` runs in the loop thread about every `tick_interval` seconds, also while a graceful
     stop waits for in-flight requests (a gunicorn worker's heartbeat).
+    `defer_accept(held)` runs in the loop thread before each accept, with the number of
+    connections the engine holds: True leaves the connection waiting to another process
+    sharing the listening sockets (a gunicorn worker holding fewer); the engine then looks
+    away from them for ``loop.py``'s `DEFER_ACCEPT` seconds, and takes the connection if it
+    still waits.
     """
 
     prepare: Callable[[Exchange], object] | None = None
@@ -109,6 +114,7 @@ class Hooks:
     access_log: Callable[[Exchange], object] | None = None
     tick: Callable[[], object] | None = None
     tick_interval: float = 1.0
+    defer_accept: Callable[[int], bool] | None = None
 
     def __post_init__(self) -> None:
         if not self.tick_interval > 0:

@@ -14,9 +14,14 @@ thread strategy (``mux.py`` on Linux, ``pool.py`` elsewhere), whose threads answ
 The engine binds nothing and installs no signal handler: `DevServer` (``devserver.py``) does
 both for the development server, and a gunicorn worker does its own.
 
-The loop thread alone touches the selector, the deadline heap, the listeners, `_idle_until`
-and a connection's `registered` and `deadline`. What the serving threads (and `stop()`, from
-any thread or a signal handler) share with it takes no lock:
+Under a gunicorn with several workers sharing the listening sockets, the embedder's
+`defer_accept` hook may leave a connection to a worker holding fewer (``gunicorn/shares.py``):
+the loop then looks away from the listeners for `DEFER_ACCEPT` and takes the connection if it
+still waits.
+
+The loop thread alone touches the selector, the deadline heap, the listeners, `_idle_until`,
+`_look_again`, `_deferred` and a connection's `registered` and `deadline`. What the serving
+threads (and `stop()`, from any thread or a signal handler) share with it takes no lock:
 
 | field            | written by                  | why that is safe                            |
 |------------------|-----------------------------|---------------------------------------------|
@@ -68,6 +73,11 @@ log = logging.getLogger("microwsgi.server")
 # Deadline entries allowed beyond twice the open connections before the stale ones go.
 _HEAP_SLACK: Final = 64
 _OUT_OF_DESCRIPTORS: Final = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# How long the loop looks away from the listening sockets when `Hooks.defer_accept` leaves a
+# connection to another process: long enough for that process's loop to wake and take it (a
+# GIL switch interval), short enough that a connection nobody else takes waits only that long.
+DEFER_ACCEPT: Final = 0.005
+_NEVER: Final = float("inf")
 
 
 class Engine:
@@ -133,6 +143,8 @@ class Engine:
         self._open: set[Channel] = set()
         self._accepting = False
         self._accept_error_logged = 0.0
+        self._look_again = _NEVER  # when accepting resumes after leaving a connection to others
+        self._deferred = False  # the last accept was left to others: take the next one
         self._done = threading.Event()
         self._idle_until = float("inf")  # while stopping, when idle connections are closed
         responder = Responder(self._bridge, config, self._stop_after_this_request)
@@ -207,7 +219,9 @@ class Engine:
                         break
                     if time.monotonic() >= deadline:
                         break
-                timeout = self._select_timeout(min(next_tick, deadline or next_tick))
+                timeout = self._select_timeout(
+                    min(next_tick, self._look_again, deadline or next_tick)
+                )
                 for key, _ in sel.select(timeout):
                     data = key.data
                     if type(data) is Channel:
@@ -218,6 +232,9 @@ class Engine:
                         self.accept(key.fileobj)  # type: ignore[arg-type]
                 now = time.monotonic()
                 self._expire(now)
+                if now >= self._look_again:
+                    self._look_again = _NEVER
+                    self._accept_again()
                 if now >= next_tick:
                     next_tick = now + interval
                     self._tick()
@@ -333,11 +350,18 @@ class Engine:
             # gunicorn's worker_connections: the rest wait in the backlog, none refused.
             self._pause_at_cap(cap)
             return
-        # One connection a wake-up: the listener stays readable while more wait, and other
-        # processes sharing it (gunicorn's workers) each take their part of a burst. Taking
-        # all of a burst at once left one worker with every connection of wrk -c16 and the
-        # other idle (-w 2 served 1.05x what -w 1 did).
         now = time.monotonic()
+        # One connection a wake-up, and none while another process sharing the listener (a
+        # gunicorn worker) holds fewer: it is woken by the same connection and takes it. A
+        # connection it leaves is taken once DEFER_ACCEPT has passed: left to others once only.
+        defer = self.hooks.defer_accept
+        if defer is not None:
+            if defer(len(self._open)) and not self._deferred:
+                self._deferred = True
+                self._pause_accepting()
+                self._look_again = now + DEFER_ACCEPT
+                return
+            self._deferred = False
         try:
             sock, address = listener.accept()
         except (BlockingIOError, ConnectionAbortedError):
@@ -411,10 +435,14 @@ class Engine:
                 self.close(channel)
             else:
                 self._register(channel, now)
+        self._accept_again()
+
+    def _accept_again(self) -> None:
+        """Accept again, unless a stop has begun, at the cap, or leaving connections to others."""
+        if self._accepting or self.stopping.is_set() or self._look_again != _NEVER:
+            return
         cap = self.config.max_connections
-        if self.stopping.is_set():
-            return  # a stop has begun: no more accepting
-        if not self._accepting and (cap is None or len(self._open) < cap):
+        if cap is None or len(self._open) < cap:
             self._resume_accepting()
 
     def _expire(self, now: float) -> None:

@@ -326,6 +326,33 @@ def test_a_wake_up_accepts_one_connection_and_leaves_the_rest_of_a_burst() -> No
             client.close()
 
 
+# defer_accept True: another process sharing the socket holds fewer connections, so the engine
+# leaves each connection to it, once; nobody else is here, so the engine takes it after
+# DEFER_ACCEPT and answers it (nothing is lost to a process that does not accept): asked twice
+# a connection. False: each is taken at once, asked once.
+@pytest.mark.parametrize(("defers", "asked"), [(True, [0, 0, 1, 1]), (False, [0, 1])])
+def test_a_connection_left_to_another_process_is_taken_if_it_still_waits(
+    defers: bool, asked: list[int]
+) -> None:
+    seen: list[int] = []
+
+    def defer(held: int) -> bool:
+        seen.append(held)
+        return defers
+
+    sock = listening()
+    port = sock.getsockname()[1]
+    with running(Engine(hello_app, [sock], config(), Hooks(defer_accept=defer))) as engine:
+        first = Client(port)
+        assert first.request(get("/1")).status == 200
+        second = Client(port)
+        assert second.request(get("/2")).status == 200
+        assert engine.open_connections == 2
+        assert seen == asked
+        first.close()
+        second.close()
+
+
 def test_at_the_connection_cap_the_next_one_waits_in_the_backlog() -> None:
     seen: list[tuple[int, bool]] = []
     ticks = threading.Condition()
