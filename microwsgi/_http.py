@@ -33,12 +33,17 @@ def status_line(status: int) -> str:
     return _STATUS_LINES.get(status) or f"{status} Unknown"
 
 
+# RFC 9110 §15: a status code is three digits, the first 1 to 5; one outside is invalid. What
+# the engine may send of them is its own rule on top (a 1xx is never a final answer).
+STATUS_CODES: Final = range(100, 600)
+
+
 def status_code(value: object) -> int:
     """The status a handler gave, as an int; ValueError unless an int (or `HTTPStatus`) in
-    100..599 (RFC 9110 §15: three digits, the first 1 to 5)."""
+    `STATUS_CODES`."""
     if type(value) is not int and not isinstance(value, HTTPStatus):
         raise ValueError(f"status must be an int, got {value!r}")
-    if not 100 <= value <= 599:
+    if value not in STATUS_CODES:
         raise ValueError(f"status {value} is outside 100..599")
     return int(value)
 
@@ -51,10 +56,15 @@ def is_error_status(value: object) -> bool:
 
 def check_status_line(line: object) -> tuple[int, str]:
     """The code and reason of a WSGI status line ('200 OK' -> (200, 'OK')); ValueError for one
-    that is not PEP 3333's '999 Reason'."""
-    if type(line) is not str or len(line) < 4 or not line[:3].isdigit():
-        raise ValueError(f"invalid WSGI status {line!r}")
-    return int(line[:3]), line[4:]
+    that is not three ASCII digits, a space and the reason (PEP 3333; RFC 9112 §4, where the
+    reason may be empty), or whose code is not in `STATUS_CODES`."""
+    # str.isdigit alone would take '²00' or '٢٠٠' (int() reads the latter as 200).
+    if type(line) is not str or line[3:4] != " " or not (line[:3].isascii() and line[:3].isdigit()):
+        raise ValueError(f"invalid WSGI status {line!r}: three digits, a space, the reason")
+    code = int(line[:3])
+    if code not in STATUS_CODES:
+        raise ValueError(f"invalid WSGI status {line!r}: {code} is outside 100..599")
+    return code, line[4:]
 
 
 # RFC 9110 §5.6.2: token = 1*tchar (methods, field names, transfer codings, cookie names).

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tools import require_program
+from tools import require_extra, require_program
 
 FLAGS = (
     "--headless",
@@ -36,8 +36,8 @@ def chromium(profile: Path) -> Iterator[Any]:
     """A selenium WebDriver for headless Chromium with a fresh profile; quit on leaving."""
     browser = require_program("chromium", "a real browser renders the page")
     driver_path = require_program("chromedriver", "selenium drives chromium through it")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    webdriver = require_extra("selenium.webdriver")
+    Service = require_extra("selenium.webdriver.chrome.service").Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser

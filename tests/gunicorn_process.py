@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tools import require_extra
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -104,6 +105,10 @@ class Gunicorn:
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
     addresses: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Asked for on creation, before a fixture keeps the instance to share or to stop.
+        require_extra("gunicorn.app.wsgiapp")  # what `python -m gunicorn` runs
 
     @property
     def error_log(self) -> Path:

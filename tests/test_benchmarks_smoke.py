@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tools import require_program
+from tools import require_extra, require_program
 from werkzeug.test import create_environ
 
 from microwsgi import Group
@@ -37,8 +37,9 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
     return benchmarks
 
 
-def run_section(tmp_path: Path, section: str) -> tuple[dict[str, Any], str, str]:
-    """Run one section in quick mode; its raw JSON results, the markdown file and the output."""
+def run_section(tmp_path: Path, section: str, *options: str) -> tuple[dict[str, Any], str, str]:
+    """Run one section in quick mode (with more `options`); its raw JSON results, the markdown
+    file and the output."""
     out_json = tmp_path / "results.json"
     out_md = tmp_path / "RESULTS.md"
     done = subprocess.run(
@@ -53,6 +54,7 @@ def run_section(tmp_path: Path, section: str) -> tuple[dict[str, Any], str, str]
             str(out_md),
             "--json",
             str(out_json),
+            *options,
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -73,6 +75,8 @@ def run_quick(tmp_path: Path, section: str) -> tuple[dict[str, Any], str]:
 
 
 def test_dispatch_measures_every_framework_on_every_case(tmp_path: Path) -> None:
+    for peer in ("falcon", "bottle", "flask"):
+        require_extra(peer)
     results, markdown = run_quick(tmp_path, "dispatch")
     section = results["dispatch"]
     assert section["skipped"] == {}
@@ -106,6 +110,7 @@ def test_router_scale_reports_each_size_relative_to_the_smallest(tmp_path: Path)
 @pytest.mark.e2e
 def test_wire_runs_gunicorn_and_wrk_without_errors(tmp_path: Path) -> None:
     require_program("wrk", "the over-the-wire benchmark loads gunicorn with it")
+    require_extra("gunicorn.app.wsgiapp")
     results, markdown = run_quick(tmp_path, "wire")
     section = results["wire"]
     rows = {row["framework"]: row for row in section["rows"]}
@@ -135,6 +140,7 @@ def test_servers_side_by_side_measure_each_server_or_say_why_not(
     tmp_path: Path, bench: Any
 ) -> None:
     require_program("wrk", "the servers side by side are loaded with wrk")
+    require_extra("gunicorn.app.wsgiapp")  # two of the servers are gunicorn's
     results, markdown = run_quick(tmp_path, "servers")
     section = results["servers"]
     assert set(section["servers"]) | set(section["skipped"]) == set(bench.servers.SERVERS)
@@ -180,6 +186,7 @@ def test_grouped_route_goes_through_groups_where_the_framework_has_them(
     microwsgi = bench.apps.build_app("microwsgi")
     assert through == [f"/api/v2 {verb} {template.removeprefix('/api/v2')}"]
     assert any(route["path"] == template for route in microwsgi.routes())
+    require_extra("flask")  # last: the rest holds without it
     flask = bench.apps.build_app("flask")
     (rule,) = [rule for rule in flask.url_map.iter_rules() if rule.rule.startswith("/api/v2/")]
     assert rule.endpoint.count(".") == 2  # nested blueprints: outer.inner.view
@@ -217,30 +224,37 @@ Transfer/sec:      0.87MB
 
 
 @pytest.mark.e2e
-def test_instruction_counts_cover_three_cases_and_add_a_row_to_the_history(tmp_path: Path) -> None:
+def test_an_instruction_count_is_made_and_adds_a_row_to_the_history(tmp_path: Path) -> None:
+    # One case, the lightest: (a), one process under callgrind. Each case starts its own
+    # servers under callgrind, which is what takes the time; (b) and (c) run the same counting
+    # code around other servers (benchmarks.instructions), and their rows are written alike.
     require_program("valgrind", "the instruction counts run each server under callgrind")
     require_program("callgrind_control", "the instruction counts ask callgrind for dumps")
     earlier = "## Performance\n\nfigures of an earlier run, left as they are\n"
     (tmp_path / "RESULTS.md").write_text(earlier, encoding="utf-8")
-    results, markdown, printed = run_section(tmp_path, "instructions")
+    results, markdown, printed = run_section(tmp_path, "instructions", "--cases", "a")
     section = results["instructions"]
     assert section["skipped"] == {}
-    assert [row["case"] for row in section["rows"]] == ["a", "b", "c"]
-    for row in section["rows"]:
-        assert row["requests"] == section["requests"] > 0
-        assert row["instructions"] > 0
-        assert row["per_request"] == pytest.approx(row["instructions"] / row["requests"])
-        assert f"({row['case']}) {row['label']}: {row['per_request']:,.0f}" in printed
+    [row] = section["rows"]
+    assert row["case"] == "a" and row["requests"] == section["requests"] > 0
+    assert row["per_request"] == pytest.approx(row["instructions"] / row["requests"])
+    # Plausible: the counted part holds the requests and nothing else. One request through the
+    # protocol, the bridge and the bare app costs tens of thousands of instructions (about
+    # 84,000 interpreted, 58,000 compiled, when this was written), never a few hundred (the
+    # dump came before the requests) nor millions (start-up or warm-up counted in).
+    assert 10_000 < row["per_request"] < 1_000_000
+    assert f"(a) {row['label']}: {row['per_request']:,.0f}" in printed
     assert markdown.startswith(earlier)  # the rest of the file is untouched
     history = markdown[len(earlier) :]
     assert history.strip().startswith("<!-- instructions -->")
-    figures = " | ".join(f"{row['per_request']:,.0f}" for row in section["rows"])
-    assert figures in history.splitlines()[-2]  # this run's row, last in the table
+    this_run = history.splitlines()[-2]  # this run's row, last in the table
+    assert f" | {row['per_request']:,.0f} | - | - | " in this_run  # (b) and (c) not counted
 
 
 @pytest.mark.e2e
 def test_the_metrics_cost_is_counted_per_call(bench: Any, tmp_path: Path) -> None:
     require_program("valgrind", "the metrics cost is counted under callgrind")
+    require_extra("prometheus_client")  # server.metrics() is what it counts
     from benchmarks import metrics_cost
 
     server = metrics_cost.build("metrics")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, url_for
-from flask import request as flask_request
+import tools
 from webtest import TestApp
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
 from microwsgi import Server
+
+tools.require_extra("flask")
+from flask import Flask, url_for  # noqa: E402 - after require_extra
+from flask import request as flask_request  # noqa: E402 - after require_extra
 
 
 def micro_app(name: str = "micro") -> Server:

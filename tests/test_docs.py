@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tools
 from doc_pages import DOCS, README, ROOT, pages, python_blocks, read
 
 
@@ -29,11 +30,16 @@ def test_every_python_block_of_the_page_runs(
     monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    # A block that needs an extra not installed here skips the page from that block on (the
+    # blocks after it build on it); only an ImportError that names the extra does.
     for number, block in enumerate(blocks, 1):
-        exec(compile(block, f"{page.name}, Python block {number}", "exec"), namespace)
+        where = f"{page.name}, Python block {number}"
+        with tools.extras_may_be_missing(where):
+            exec(compile(block, where, "exec"), namespace)
     for name, value in list(namespace.items()):
         if name.startswith("test_") and callable(value):
-            value()
+            with tools.extras_may_be_missing(f"{page.name}'s {name}"):
+                value()
 
 
 def test_every_page_has_a_python_block_or_none_is_needed() -> None:
@@ -45,6 +51,7 @@ def test_every_page_has_a_python_block_or_none_is_needed() -> None:
 
 
 def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
+    tools.require_extra("mkdocs")
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
         cwd=ROOT,

@@ -83,9 +83,22 @@ def test_an_error_status_is_400_to_599() -> None:
 def test_a_wsgi_status_line_is_three_digits_then_the_reason() -> None:
     assert check_status_line("200 OK") == (200, "OK")
     assert check_status_line("299 Whatever it says") == (299, "Whatever it says")
-    for wrong in ("", "200", "OK 200", "2x0 OK", b"200 OK", 200, None):
-        with pytest.raises(ValueError, match="invalid WSGI status"):
+    assert check_status_line("200 ") == (200, "")  # RFC 9112 §4: the reason may be empty
+    assert check_status_line("103 Early Hints") == (103, "Early Hints")  # the engine says no
+    for wrong in ("", "200", "OK 200", "2x0 OK", b"200 OK", 200, None, "2000", " 200 OK"):
+        with pytest.raises(ValueError, match="three digits, a space, the reason"):
             check_status_line(wrong)
+    for not_ascii in ("\u00b200 OK", "\u0662\u0660\u0660 OK", "\uff12\uff10\uff10 OK", "200\tOK"):
+        with pytest.raises(ValueError, match="three digits, a space, the reason"):
+            check_status_line(not_ascii)
+
+
+def test_a_wsgi_status_code_is_from_100_to_599() -> None:
+    assert check_status_line("100 Continue")[0] == 100
+    assert check_status_line("599 Last")[0] == 599
+    for outside in ("099 Low", "000 Zero", "600 High", "999 Odd"):
+        with pytest.raises(ValueError, match=r"is outside 100\.\.599"):
+            check_status_line(outside)
 
 
 def test_a_response_field_name_is_a_token() -> None:

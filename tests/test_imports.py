@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tools
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -50,6 +51,7 @@ def test_routes_that_declare_no_types_load_neither_openapi_nor_pydantic() -> Non
     status_only = _loaded_after(f"{plain}; server.register_handler('POST /c', print, status=201)")
     assert "microwsgi.openapi.declared" in status_only
     assert "pydantic" not in status_only
+    tools.require_extra("pydantic")  # last: the rest holds without it
     typed = _loaded_after(f"{plain}; server.register_handler('POST /c', print, body=dict)")
     assert {"microwsgi.openapi.validation", "pydantic"} <= typed
 

@@ -487,6 +487,9 @@ def test_a_mounted_app_giving_a_bad_header_is_500_naming_the_mount(
         ("200 OK", [(b"X-Bytes", b"1")], "(str, str) pairs"),
         ("200 OK", [("X-Ok", "1"), ("X-Bad", "a\rb")], "'X-Bad'"),
         ("OK", [("X-Ok", "1")], "invalid WSGI status 'OK'"),
+        ("2000", [], "invalid WSGI status '2000'"),  # no space: not 200 with a reason '0'
+        ("\u00b200 OK", [], "invalid WSGI status '\u00b200 OK'"),  # a digit, but not ASCII
+        ("600 High", [], "600 is outside 100..599"),
     ],
 )
 def test_a_mounted_apps_status_and_headers_are_checked_too(

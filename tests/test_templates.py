@@ -15,13 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
+import tools
 import webtest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from microwsgi import Server, csrf, make_response, render, sessions
 from microwsgi.templates import RELOAD_ENV
+
+jinja2 = tools.require_extra("jinja2")
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "templates-tests-secret-" * 2

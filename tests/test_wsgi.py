@@ -19,6 +19,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+import tools
 import webtest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -26,10 +27,6 @@ from werkzeug.test import create_environ
 from werkzeug.wrappers import Response
 
 from microwsgi import HTTPError, Server
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import flask
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -186,6 +183,9 @@ def test_mount_with_a_non_ascii_prefix(server: Server) -> None:
 
 
 def test_mount_hosts_a_flask_app(server: Server) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        flask = tools.require_extra("flask")
     flask_app = flask.Flask(__name__)
 
     @flask_app.get("/")

@@ -1,12 +1,15 @@
 """Programs from outside the venv that some tests drive (nginx, wrk, openssl,
-systemd-socket-activate, valgrind, podman, chromium...): found or explained; root, for the tests
-that need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run
-to the end (`run_command`) or left running with every process it starts ended afterwards
+systemd-socket-activate, valgrind, podman, chromium...) and Python packages from microwsgi's
+optional extras (Jinja2, pydantic, gunicorn...): found or explained; root, for the tests that
+need it; whether the machine has an IPv6 loopback; and the `microwsgi` command itself, run to
+the end (`run_command`) or left running with every process it starts ended afterwards
 (`microwsgi_process`).
 
 On a machine without one of them, a test that needs it skips with a reason naming the program
-and the Debian package that provides it. With ``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets
-it) a missing program fails the test instead, so CI never skips silently. Every test that needs
+and the Debian package that provides it, or the package and the extra that installs it (`pip
+install 'microwsgi[templates]'`): a core install runs the suite to the end. With
+``MICROWSGI_REQUIRE_TOOLS=1`` (``.ci/run`` sets it) a missing one fails the test instead, so CI
+never skips silently. Every test that needs
 such a program must carry the ``e2e`` mark, so that ``pytest -m "not e2e"`` runs with nothing
 but the venv; `require_program` fails a test that asks without the mark.
 """
@@ -14,15 +17,18 @@ but the venv; `require_program` fails a test that asks without the mark.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -47,6 +53,27 @@ PACKAGES = {
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
 }
+# importable top-level module -> the microwsgi extra that installs it (pyproject.toml); the
+# packages only the tests drive (peer frameworks and parsers, API clients) come with `test`.
+EXTRAS = {
+    "jinja2": "templates",
+    "pydantic": "validation",
+    "prometheus_client": "metrics",
+    "limits": "ratelimit",
+    "redis": "ratelimit",
+    "brotli": "brotli",
+    "mkdocs": "docs",
+    "flask": "examples",
+    "gunicorn": "gunicorn",
+    "h11": "test",
+    "falcon": "test",
+    "bottle": "test",
+    "openapi_spec_validator": "test",
+    "schemathesis": "test",
+    "selenium": "test",
+}
+# How the package's own ImportErrors name the extra a feature needs.
+_EXTRA_NAMED = re.compile(r"pip install 'microwsgi\[(\w+)\]'")
 # nginx installs into sbin, which is often not on a normal user's PATH.
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 
@@ -82,10 +109,76 @@ def require_root(purpose: str) -> None:
         _missing(f"not running as root ({purpose})")
 
 
+def require_extra(module: str) -> ModuleType:
+    """`module` imported: a package of one of microwsgi's extras (``"gunicorn.config"``), or a
+    module that needs one (``"microwsgi.gunicorn.worker"``). When the extra's package is not
+    installed, skips (or fails under CI) naming the extra to install.
+
+    Works at a test module's top level too, where it skips the whole module. Any other
+    ImportError (a broken install, a typo) is raised as it is.
+    """
+    try:
+        found = importlib.import_module(module)
+    except ImportError as error:
+        extra = missing_extra(error)
+        if extra is None:
+            raise
+        if error.name is None:  # microwsgi's own message, which names the extra
+            _missing(str(error))
+        _missing(f"needs {error.name.partition('.')[0]}: pip install 'microwsgi[{extra}]'")
+    top = module.partition(".")[0]
+    if top in EXTRAS and _not_installed(top):
+        _missing(f"needs {top}: pip install 'microwsgi[{EXTRAS[top]}]'")
+    return found
+
+
+def missing_extra(error: ImportError) -> str | None:
+    """The extra whose absence `error` reports: a package of one (`EXTRAS`) that is not
+    installed, or microwsgi's own message for a feature (``pip install 'microwsgi[metrics]'``);
+    else None (a name missing from an installed package, say)."""
+    top = (error.name or "").partition(".")[0]
+    if isinstance(error, ModuleNotFoundError) and top in EXTRAS and _not_installed(top):
+        return EXTRAS[top]
+    named = _EXTRA_NAMED.search(str(error))
+    return named.group(1) if named else None
+
+
+def _not_installed(package: str) -> bool:
+    try:
+        found = importlib.import_module(package)
+    except ImportError:
+        return True
+    # A test folder of the same name (tests/gunicorn/) on sys.path imports as an empty
+    # namespace package when the real one is missing.
+    return getattr(found, "__file__", None) is None
+
+
+@contextlib.contextmanager
+def extras_may_be_missing(where: str) -> Iterator[None]:
+    """Runs the block; an ImportError that names a missing extra skips (or fails under CI)
+    the test, saying `where` needed it. Any other ImportError is raised as it is."""
+    try:
+        yield
+    except ImportError as error:
+        if missing_extra(error) is None:
+            raise
+        extras_missing(where, [error])
+
+
+def extras_missing(where: str, errors: Sequence[ImportError]) -> None:
+    """Skips (or fails under CI) when `errors` holds any of the ImportErrors `missing_extra`
+    recognises, saying `where` needed the extras they name; returns when it holds none."""
+    if errors:
+        extras = ",".join(sorted({missing_extra(error) or "?" for error in errors}))
+        found = "; ".join(str(error) for error in errors)
+        _missing(f"{where} needs pip install 'microwsgi[{extras}]' ({found})")
+
+
 def _missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)
-    pytest.skip(reason)
+    # A test module that needs an extra asks for it on import: then the whole module skips.
+    pytest.skip(reason, allow_module_level=True)
 
 
 def has_ipv6_loopback() -> bool:

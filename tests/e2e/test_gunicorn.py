@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from e2e_support import DEPLOY, EXAMPLES, REPO, Gunicorn, Response, fetch, wait_until
+from tools import require_extra
 
 pytestmark = pytest.mark.e2e
+require_extra("gunicorn.app.wsgiapp")  # every test here runs it
 
 StartGunicorn = Callable[..., Gunicorn]
 THREADED = [
@@ -29,6 +31,7 @@ CPUS = multiprocessing.cpu_count()  # what the shipped config counts
 
 
 def test_shipped_config_passes_check_config() -> None:
+    require_extra("pydantic")  # --check-config loads examples/todos.py
     command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
     command += ["--check-config", "--chdir", str(EXAMPLES), "todos:server"]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}

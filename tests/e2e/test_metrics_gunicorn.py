@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import tools
 from e2e_support import DEPLOY, HERE, REPO, Gunicorn, fetch, wait_until
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
+parser = tools.require_extra("prometheus_client.parser")
+tools.require_extra("limits")  # ops_app, the app served, has a rate-limited route
+tools.require_extra("gunicorn.app.wsgiapp")
 
 
 def counted(port: int, route: str) -> float:
@@ -23,7 +26,7 @@ def counted(port: int, route: str) -> float:
     text = fetch(port, "/metrics").body.decode()
     return sum(
         sample.value
-        for family in text_string_to_metric_families(text)
+        for family in parser.text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == "microwsgi_requests_total"
         and sample.labels == {"verb": "GET", "route": route, "status": "200"}

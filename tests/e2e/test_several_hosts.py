@@ -27,7 +27,7 @@ import pytest
 from e2e_support import DEPLOY, HERE, Nginx, render_site
 from gunicorn_process import wait_until
 from hosts import WAIT, Hosts, require_namespaces
-from tools import require_program
+from tools import require_extra, require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]  # the whole scenario: under 3 minutes
 
@@ -173,6 +173,9 @@ class Deployment:
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    # The app hosts run tests/e2e/ops_app.py under gunicorn: metrics, rate limits in Redis.
+    for package in ("gunicorn.app.wsgiapp", "prometheus_client", "limits", "redis"):
+        require_extra(package)
     ip = require_namespaces()
     nginx_program = require_program("nginx", "the front host's load balancer")
     redis_program = require_program("redis-server", "the shared rate limit's storage")

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tools
 from e2e_support import HERE, Gunicorn, fetch
 
-from microwsgi.gunicorn.worker import NOT_HONOURED
+tools.require_extra("gunicorn.config")
+from microwsgi.gunicorn.worker import NOT_HONOURED  # noqa: E402 - after require_extra
 
 pytestmark = pytest.mark.e2e
 

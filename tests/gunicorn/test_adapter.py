@@ -7,10 +7,14 @@ import types
 from typing import Any
 
 import pytest
-from gunicorn.config import Config
+import tools
 
-from microwsgi.gunicorn.adapter import ErrorStream, ProxyPolicy, RequestView, ResponseView
 from microwsgi.server.protocol import RequestHead
+
+tools.require_extra("gunicorn.config")
+from gunicorn.config import Config  # noqa: E402 - after require_extra
+
+from microwsgi.gunicorn.adapter import ErrorStream, ProxyPolicy, RequestView, ResponseView  # noqa: E402 - after require_extra
 
 
 def config(**settings: Any) -> Config:

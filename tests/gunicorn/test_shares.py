@@ -12,9 +12,11 @@ import copy
 import subprocess
 
 import pytest
+import tools
 
-from microwsgi.gunicorn import shares as shares_module
-from microwsgi.gunicorn.shares import STALE, Shares
+tools.require_extra("microwsgi.gunicorn")  # the package needs gunicorn, as a whole
+from microwsgi.gunicorn import shares as shares_module  # noqa: E402 - after require_extra
+from microwsgi.gunicorn.shares import STALE, Shares  # noqa: E402 - after require_extra
 
 
 def worker(table: Shares) -> Shares:

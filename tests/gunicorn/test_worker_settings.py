@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import doc_pages
-import gunicorn
 import pytest
-from gunicorn.config import Config
+import tools
 
-from microwsgi.gunicorn.worker import (
+gunicorn = tools.require_extra("gunicorn")
+from gunicorn.config import Config  # noqa: E402 - after require_extra
+
+from microwsgi.gunicorn.worker import (  # noqa: E402 - after require_extra
     NOT_HONOURED,
     OWN_OPTIONS,
     UNLIMITED_TARGET,

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import webtest  # tests/conftest.py imports it first, silencing its cgi warning
 from gunicorn_process import accepts_connections, free_port, stop_process, wait_until
-from tools import require_program
+from tools import require_extra, require_program
 
 from microwsgi import Server, rate_limit
+
+require_extra("limits")
 
 # The module, not the function the package exports under the same name.
 rate_limit_module = importlib.import_module("microwsgi.middleware.rate_limit")
@@ -131,6 +133,7 @@ class Redis:
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis]:
+    require_extra("redis")  # the client the limits library's redis:// storage uses
     server = Redis(require_program("redis-server", "rate limits shared in Redis"), tmp_path)
     server.start()
     yield server

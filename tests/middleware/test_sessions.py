@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tools
 import webtest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
@@ -525,6 +526,7 @@ def test_vary_cookie_is_merged_into_the_vary_the_answer_has() -> None:
 
 
 def test_a_template_that_reads_the_session_says_vary_cookie(tmp_path: Path) -> None:
+    tools.require_extra("jinja2")
     (tmp_path / "user.html").write_text("{{ session.get('user', 'guest') }}")
     (tmp_path / "plain.html").write_text("the same for everyone")
     server = Server()

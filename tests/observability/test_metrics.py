@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import tools
 import webtest  # tests/conftest.py imports it first, silencing its cgi warning
-from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import create_environ
 
 from microwsgi import Server, abort
+
+parser = tools.require_extra("prometheus_client.parser")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -27,7 +29,7 @@ def scrape(app: webtest.TestApp, path: str = "/metrics") -> Samples:
     assert res.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(res.text)
+        for family in parser.text_string_to_metric_families(res.text)
         for sample in family.samples
     }
 

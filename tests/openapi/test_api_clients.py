@@ -16,13 +16,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import schemathesis
+import tools
 from browser import chromium
 from hypothesis import HealthCheck, settings
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from microwsgi.server import DevServer
+
+schemathesis = tools.require_extra("schemathesis")
+tools.require_extra("selenium")
+from selenium.webdriver.common.by import By  # noqa: E402 - after require_extra
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402 - after require_extra
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "todos.py"
 CHECKS = (

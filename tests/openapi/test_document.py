@@ -14,11 +14,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from openapi_spec_validator import OpenAPIV31SpecValidator
-from pydantic import BaseModel, Field
+import tools
 from tools import run_command
 
 from microwsgi import Server
+
+tools.require_extra("pydantic")
+tools.require_extra("openapi_spec_validator")
+from openapi_spec_validator import OpenAPIV31SpecValidator  # noqa: E402 - after require_extra
+from pydantic import BaseModel, Field  # noqa: E402 - after require_extra
 
 
 class NewNote(BaseModel):

@@ -16,11 +16,14 @@ import textwrap
 from typing import Any
 
 import pytest
+import tools
 import webtest
-from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from microwsgi import Server, abort
+
+tools.require_extra("pydantic")
+from pydantic import BaseModel, Field  # noqa: E402 - after require_extra
 
 
 class NewTodo(BaseModel):

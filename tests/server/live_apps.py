@@ -311,6 +311,13 @@ def status_not_str_app(environ: dict[str, Any], start_response: Callable[..., An
     return [b"status not a str"]
 
 
+@named("status-asked")
+def status_asked_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    """?status=S: start_response(S), whatever S is."""
+    start_response(query(environ)["status"], [])
+    return [b"the status asked"]
+
+
 @named("exits")
 def exits_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
     if environ["PATH_INFO"] == "/exit":

@@ -11,6 +11,7 @@ import struct
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from server_live import Client, StartLive, get, serving
@@ -40,6 +41,33 @@ def test_an_app_breaking_pep_3333_gets_a_500_and_the_server_goes_on(
         assert response.body == b"Internal Server Error\n"
     with Client(server.port) as client:
         assert client.request(get()).status == 500
+    server.logged("error handling GET /")
+
+
+# Three ASCII digits, a space, the reason (PEP 3333; RFC 9112 §4), the code in 100..599 (RFC
+# 9110 §15); a 1xx is interim (§15.2), never an answer, so an app cannot give one as its status.
+@pytest.mark.parametrize(
+    "status",
+    [
+        "2000",
+        "200",
+        "200\tOK",
+        "\u00b200 OK",
+        "\u0662\u0660\u0660 OK",
+        "099 Low",
+        "600 High",
+        "103 Early",
+    ],
+)
+def test_an_invalid_status_line_from_the_app_gets_a_500_and_the_server_goes_on(
+    live: StartLive, status: str
+) -> None:
+    server = live("status-asked")
+    with Client(server.port) as client:
+        response = client.request(get(f"/?status={quote(status)}"))
+        assert response.status == 500 and response.body == b"Internal Server Error\n"
+    with Client(server.port) as client:
+        assert client.request(get(f"/?status={quote('299 Fine')}")).status == 299
     server.logged("error handling GET /")
 
 

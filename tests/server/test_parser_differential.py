@@ -30,11 +30,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import h11
 import pytest
-from gunicorn.config import Config
-from gunicorn.http.errors import NoMoreData
-from gunicorn.http.parser import RequestParser
+import tools
 from test_parser_fuzz import _corpus, mutate
 from test_protocol import split_at
 
@@ -47,6 +44,12 @@ from microwsgi.server.protocol import (
     ProtocolError,
     RequestHead,
 )
+
+h11 = tools.require_extra("h11")
+tools.require_extra("gunicorn.http.parser")
+from gunicorn.config import Config  # noqa: E402 - after require_extra
+from gunicorn.http.errors import NoMoreData  # noqa: E402 - after require_extra
+from gunicorn.http.parser import RequestParser  # noqa: E402 - after require_extra
 
 SECONDS = float(os.environ.get("MICROWSGI_FUZZ_SECONDS", "3"))
 SEED = int(os.environ.get("MICROWSGI_FUZZ_SEED", str(random.SystemRandom().randrange(2**32))))

@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gunicorn.config import Config
-from gunicorn.http.errors import NoMoreData
-from gunicorn.http.parser import RequestParser
+import tools
 from test_protocol import CASES, replay
 
 from microwsgi.server.protocol import Limits
+
+tools.require_extra("gunicorn.http.parser")
+from gunicorn.config import Config  # noqa: E402 - after require_extra
+from gunicorn.http.errors import NoMoreData  # noqa: E402 - after require_extra
+from gunicorn.http.parser import RequestParser  # noqa: E402 - after require_extra
 
 
 def gunicorn_reads(raw: bytes) -> tuple[list[tuple[str, str]], Exception | None]:

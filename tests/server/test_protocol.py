@@ -678,6 +678,9 @@ def test_send_informational() -> None:
         (200, "OK", [("Content-Length", "-1")]),
         (200, "OK", [("Content-Length", "1"), ("Content-Length", "2")]),
         (100, "Continue", []),
+        (103, "Early Hints", []),  # a 1xx is interim (RFC 9110 §15.2), never the answer
+        (99, "Low", []),
+        (600, "High", []),  # RFC 9110 §15: outside 100..599 is invalid
         (1000, "Big", []),
     ],
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from server_live import Client, StartLive, get, serving
+from tools import require_extra
 
 from microwsgi.server import exchange
 from microwsgi.server.wsgi import InputStream
@@ -356,6 +357,7 @@ def test_validator_wrapped_app_through_the_real_server(
 
 
 def test_flask_app_is_served(live: StartLive) -> None:
+    require_extra("flask")  # live_apps serves a Flask app only where flask is installed
     with Client(live("flask").port) as client:
         response = client.request(
             b"POST /items/caf%C3%A9?q=1 HTTP/1.1\r\nHost: t\r\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final, TypeAlias
 
-from ..._http import parse_content_length, valid_field_name, valid_field_value
+from ..._http import STATUS_CODES, parse_content_length, valid_field_name, valid_field_value
 from .grammar import tokens
 from .memo import remember
 
@@ -49,8 +49,9 @@ _MEMO_FIELD: Final = 256
 def status_line(status: int, reason: str) -> bytes:
     """``HTTP/1.1 <status> <reason>`` and its CRLF, checked (remembered); ValueError for a final
     status out of range, or a reason that would split the head or is not latin-1."""
-    if not 200 <= status <= 999:
-        raise ValueError(f"invalid final status {status}; use send_informational for 1xx")
+    # A 1xx is interim (RFC 9110 §15.2): a final answer must follow it, so it is never one.
+    if status not in STATUS_CODES or status < 200:
+        raise ValueError(f"invalid final status {status}: 200..599 (a 1xx is send_informational's)")
     if not reason.isprintable() and not valid_field_value(reason):
         raise ValueError(f"CR, LF or NUL in the reason phrase {reason!r}")
     line = _latin1(f"HTTP/1.1 {status} {reason}\r\n")
