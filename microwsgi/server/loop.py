@@ -65,7 +65,7 @@ from .config import Hooks, ServerConfig
 from .pool import PoolThreads
 from .protocol.connection import Connection
 from .responder import HOLD, Responder, ThreadStrategy, time_out
-from .sockets import Waker, prepare_client
+from .sockets import Waker, bytes_waiting, prepare_client
 from .wsgi import WSGIBridge
 
 log = logging.getLogger("microwsgi.server")
@@ -454,6 +454,12 @@ class Engine:
             self._selector.unregister(channel.sock)
             channel.registered = False
             if channel.started is not None:
+                if bytes_waiting(channel.sock):
+                    # Sent in time, maybe, but unseen: registered after this turn's select (a
+                    # thread handed it back late on a loaded machine). A thread reads them, and
+                    # answers 408 itself if the head is still incomplete (Responder._late).
+                    self.strategy.dispatch(channel)
+                    continue
                 time_out(channel)
             self.close(channel)
 

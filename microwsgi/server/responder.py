@@ -162,8 +162,7 @@ class Responder:
             # Trickled bytes do not extend the header timeout (slowloris).
             left = started + self._header_timeout - time.monotonic()
             if left <= 0:
-                time_out(channel)
-                return CLOSE
+                return self._late(channel)
             wait = min(wait, left)
         try:
             if wait <= 0 or not self._receive(channel, wait):
@@ -171,6 +170,22 @@ class Responder:
         except OSError:
             return CLOSE
         return None
+
+    def _late(self, channel: Channel) -> Turn | None:
+        """The head's time is up; None if the socket still held bytes, now fed to the protocol.
+
+        Bytes that came in time while this thread could not run (a loaded machine) are read
+        before the head is judged late: only a head still incomplete is answered 408. Only
+        what is already there is read, and a head past its size limit is refused (431), so a
+        client cannot stretch the timeout with it.
+        """
+        try:
+            if self._receive(channel, 0):
+                return None
+        except OSError:
+            return CLOSE
+        time_out(channel)
+        return CLOSE
 
     def _receive(self, channel: Channel, timeout: float) -> bool:
         """Feed what the peer sent to the protocol; False if nothing came within `timeout`."""

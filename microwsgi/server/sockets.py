@@ -123,6 +123,15 @@ def read_buffer() -> memoryview:
     return view
 
 
+def bytes_waiting(sock: socket.socket) -> bool:
+    """Whether the peer sent what has not been read yet (bytes, or the end of its sending)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:  # nothing there (BlockingIOError), or a broken connection: nothing to read
+        return False
+    return True
+
+
 def receive(sock: socket.socket, flags: int = 0) -> memoryview:
     """What `sock` has, up to RECV_SIZE bytes (none at EOF), as a view of this thread's read
     buffer (`read_buffer`): valid until the thread reads again, so copy it (the protocol's

@@ -23,8 +23,12 @@ from server_live import HAS_IPV6, Client, StartEngine, get, hello_app, listening
 from tracing import Trace
 
 from microwsgi.server import Engine, Hooks, ServerConfig, mux
+from microwsgi.server.channel import Channel
 from microwsgi.server.exchange import Exchange
-from microwsgi.server.protocol import ProtocolError
+from microwsgi.server.protocol import NEED_DATA, ProtocolError, RequestHead
+from microwsgi.server.protocol.connection import Connection
+from microwsgi.server.responder import Responder, Turn
+from microwsgi.server.wsgi import WSGIBridge
 
 WAIT = 10.0  # a guard against hanging, never what a test asserts
 
@@ -564,3 +568,57 @@ def test_busy_threads_counts_the_threads_inside_a_turn_that_began_before_a_momen
         gate.open.set()
         assert held.response().status == 200
         wait_until(lambda: engine.busy_threads(time.monotonic()) == 0, WAIT, "the turn to end")
+
+
+def test_a_head_sent_in_time_is_answered_though_the_loop_sees_it_late() -> None:
+    # A loaded machine, made by holding the loop thread in its tick: the unfinished head goes
+    # back to the loop (its epoll park ends after HOLD) while the loop cannot run; the rest is
+    # sent well before the header timeout, but the loop looks only after it. The bytes already
+    # in the socket are read, not answered 408 (before: 408 without reading them).
+    header_timeout = 0.5
+    holding, held, release = threading.Event(), threading.Event(), threading.Event()
+
+    def tick() -> None:
+        if holding.is_set() and not release.is_set():
+            held.set()
+            release.wait(WAIT)
+
+    sock = listening()
+    engine = Engine(
+        hello_app,
+        [sock],
+        config(header_timeout=header_timeout),
+        Hooks(tick=tick, tick_interval=0.01),
+    )
+    with running(engine), Client(sock.getsockname()[1]) as client:
+        client.send(b"GET /late HTTP/1.1\r\nHo")
+        holding.set()
+        assert held.wait(WAIT)
+        time.sleep(header_timeout / 2)  # the head goes back to the loop meanwhile
+        client.send(b"st: t\r\n\r\n")  # in time
+        time.sleep(header_timeout)  # the loop is held past the deadline
+        release.set()
+        response = client.response()
+        assert response.status == 200, response.body
+
+
+def test_a_late_turn_reads_what_came_before_it_answers_408() -> None:
+    # The thread serving an unfinished head could not run until its time was up, and the rest
+    # came meanwhile: it is read and parsed; with nothing there, 408 and close.
+    responder = Responder(WSGIBridge(hello_app, access_log=False), config(header_timeout=0.5), int)
+    for rest in (b"st: t\r\n\r\n", b""):
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            channel = Channel(ours, Connection(), ("127.0.0.1", "1"), {}, 0.0)
+            channel.http.receive_data(b"GET / HTTP/1.1\r\nHo")
+            assert channel.http.next_event() is NEED_DATA
+            channel.started = time.monotonic() - 10  # its time is long up
+            theirs.sendall(rest)
+            turn = responder._more(channel, None)
+            if rest:
+                assert turn is None
+                assert type(channel.http.next_event()) is RequestHead
+            else:
+                assert turn is Turn.CLOSE
+                theirs.settimeout(WAIT)
+                assert theirs.recv(65536).startswith(b"HTTP/1.1 408 ")
