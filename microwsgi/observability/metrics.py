@@ -21,6 +21,7 @@ module reads the table only through ``Server.resources()`` and ``Server.match()`
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 from collections import deque
@@ -261,6 +262,32 @@ class _Measuring:
             self._done()
 
 
+class _WorkersCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's multiprocess collector, without two races with the workers' lives
+    that made a whole scrape a 500 (prometheus/client_python#1199): a worker creating its file
+    leaves it empty for a moment (the file is made, then sized), and the master's child_exit
+    removes a dead worker's gauge file between the listing and the reading. An empty file holds
+    no values yet and a removed one none any more: both are left out, not the scrape."""
+
+    def collect(self) -> Any:
+        retries = 2
+        while True:
+            files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if _sized(path)]
+            try:
+                return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+            except FileNotFoundError:  # removed after the listing: list again, twice at most
+                if not retries:
+                    raise
+                retries -= 1
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.stat(path).st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def scrape_handler() -> Handler:
     """The handler serving the metrics: the process's, or every worker's in multiprocess mode,
     in the format the scraper's ``Accept`` asks for (Prometheus text or OpenMetrics)."""
@@ -269,7 +296,7 @@ def scrape_handler() -> Handler:
         registry: Any = prometheus_client.REGISTRY
         if os.environ.get(MULTIPROCESS_ENV):
             registry = prometheus_client.CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            _WorkersCollector(registry)  # type: ignore[no-untyped-call]
         encode, content_type = choose_encoder(request_header(request, "Accept") or "")
         headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
         return encode(registry), 200, headers

@@ -7,6 +7,7 @@ counts it caused as differences between two scrapes, or on routes only it names.
 
 from __future__ import annotations
 
+import glob
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -259,6 +260,30 @@ def test_a_stream_is_in_progress_until_the_server_closes_it() -> None:
     after = scrape(app)
     assert after[in_progress] == baseline
     assert requests(after, verb="GET", route="stream_measured", status="200") == before + 1
+
+
+def test_a_workers_file_being_made_or_removed_leaves_the_scrape_whole(
+    measured: tuple[Server, webtest.TestApp], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Multiprocess mode, as under gunicorn: one file of counts per worker. A worker creating
+    # its file leaves it empty for a moment, and the master removes a dead worker's gauge file
+    # whenever it reaps one; a scrape then listing the folder used to fail whole (a 500).
+    mmap_dict = tools.require_extra("prometheus_client.mmap_dict")
+    counts = mmap_dict.MmapedDict(str(tmp_path / "counter_4001.db"))
+    key = mmap_dict.mmap_key("race_total", "race_total", ["worker"], ["a"], "requests")
+    counts.write_value(key, 7.0, 0.0)
+    counts.close()
+    (tmp_path / "counter_4002.db").touch()  # being made: not sized yet
+    listed = glob.glob
+
+    def listing_a_removed_file(pattern: str) -> list[str]:
+        return [*listed(pattern), str(tmp_path / "gauge_livesum_4003.db")]
+
+    monkeypatch.setattr(glob, "glob", listing_a_removed_file)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    _, app = measured
+    samples = scrape(app)
+    assert samples[("race_total", frozenset({("worker", "a")}))] == 7.0
 
 
 def test_the_scrape_speaks_openmetrics_when_asked(measured: tuple[Server, webtest.TestApp]) -> None:
