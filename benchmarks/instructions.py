@@ -166,18 +166,18 @@ class Client:
                     raise TimeoutError(f"no answer in {timeout:.0f} s ({answered}/{count})")
                 timeout = STALL_TIMEOUT
                 for key, _ in ready:
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    data = sock.recv(65536)
+                    client = key.fileobj
+                    assert isinstance(client, socket.socket)
+                    data = client.recv(65536)
                     if not data:
                         raise ConnectionError("the server closed a keep-alive connection")
-                    buffer = buffers[sock]
+                    buffer = buffers[client]
                     buffer += data
                     while size := _answer_size(buffer):
                         del buffer[:size]
                         answered += 1
                         if sent < count:
-                            sock.sendall(self.request)
+                            client.sendall(self.request)
                             sent += 1
 
 

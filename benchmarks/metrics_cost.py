@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,10 @@ def build(mode: str) -> Server:
 
 
 def call(server: Server, n: int) -> None:
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        return write
+
+    def write(data: bytes) -> None:
         return None
 
     for _ in range(n):
