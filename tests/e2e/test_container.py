@@ -128,7 +128,7 @@ def test_every_process_in_the_container_runs_as_the_unprivileged_user(
 ) -> None:
     rows = [line.split() for line in podman("top", hello.name, "user", "huser").splitlines()[1:]]
     # The gunicorn master and its two workers, as the image's `app` user, not root on the host.
-    assert len(rows) == 3, rows
+    assert len(rows) == 3, f"{rows}; the container's log:\n{podman.log(hello.name)}"
     for user, host_user in rows:
         assert user == "app"
         assert host_user != "0"
