@@ -126,9 +126,21 @@ def test_the_image_serves_hello_through_the_published_port(hello: Container) -> 
 def test_every_process_in_the_container_runs_as_the_unprivileged_user(
     podman: Podman, hello: Container
 ) -> None:
-    rows = [line.split() for line in podman("top", hello.name, "user", "huser").splitlines()[1:]]
+    def processes() -> list[list[str]]:
+        listing = podman("top", hello.name, "user", "huser")
+        return [line.split() for line in listing.splitlines()[1:]]
+
     # The gunicorn master and its two workers, as the image's `app` user, not root on the host.
-    assert len(rows) == 3, f"{rows}; the container's log:\n{podman.log(hello.name)}"
+    # The master forks its workers one at a time, up to 0.1 s apart, so the first may have
+    # answered before the second exists (seen in CI): wait for both, then check that neither
+    # was a replacement (a worker that died at boot would be booted again).
+    def booted() -> int:
+        return podman.log(hello.name).count("Booting worker")
+
+    wait_until(lambda: len(processes()) == 3 and booted() >= 2, START_TIMEOUT,
+               "the master and its two workers")  # fmt: skip
+    rows, log = processes(), podman.log(hello.name)
+    assert len(rows) == 3 and log.count("Booting worker") == 2, f"{rows}; the log:\n{log}"
     for user, host_user in rows:
         assert user == "app"
         assert host_user != "0"
