@@ -58,10 +58,5 @@ def test_routes_that_declare_no_types_load_neither_openapi_nor_pydantic() -> Non
 
 @pytest.mark.parametrize("module", ["microwsgi.workers", "microwsgi.gunicorn"])
 def test_the_worker_without_gunicorn_names_the_extra(module: str) -> None:
-    code = (
-        "import sys; sys.modules['gunicorn'] = None\n"
-        f"try:\n    import {module}\n"
-        "except ImportError as exc:\n    print(exc)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'microwsgi[gunicorn]'" in done.stdout
+    message = tools.import_error_without("gunicorn", f"import {module}")
+    assert "pip install 'microwsgi[gunicorn]'" in message

@@ -174,6 +174,20 @@ def extras_missing(where: str, errors: Sequence[ImportError]) -> None:
         _missing(f"{where} needs pip install 'microwsgi[{extras}]' ({found})")
 
 
+def import_error_without(package: str, statement: str, setup: str = "") -> str:
+    """The message of the ImportError that `statement` raises in a fresh interpreter where
+    `package` cannot be imported, as in a venv without its extra ('' if none is raised);
+    `setup` runs before, outside the check."""
+    code = (
+        f"import sys; sys.modules[{package!r}] = None\n{setup}\n"
+        f"try:\n    {statement}\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout.strip()
+
+
 def _missing(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires it", pytrace=False)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import webtest  # tests/conftest.py imports it first, silencing its cgi warning
 from gunicorn_process import accepts_connections, free_port, stop_process, wait_until
-from tools import require_extra, require_program
+from tools import import_error_without, require_extra, require_program
 
 from microwsgi import Server, rate_limit
 
@@ -91,16 +91,10 @@ def test_a_bad_limit_is_refused(limit: str) -> None:
 
 
 def test_without_the_extra_the_error_names_it() -> None:
-    code = (
-        "import sys; sys.modules['limits'] = None\n"
-        "from microwsgi import rate_limit\n"
-        "try:\n"
-        "    rate_limit('1/second')\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+    message = import_error_without(
+        "limits", "rate_limit('1/second')", setup="from microwsgi import rate_limit"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'microwsgi[ratelimit]'" in done.stdout
+    assert "pip install 'microwsgi[ratelimit]'" in message
 
 
 # -- with a real Redis -------------------------------------------------------------------------

@@ -8,8 +8,6 @@ counts it caused as differences between two scrapes, or on routes only it names.
 from __future__ import annotations
 
 import glob
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -319,13 +317,7 @@ def test_calling_it_twice_on_one_server_is_refused() -> None:
 
 
 def test_without_prometheus_client_the_error_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['prometheus_client'] = None\n"
-        "from microwsgi import Server\n"
-        "try:\n"
-        "    Server().metrics()\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+    message = tools.import_error_without(
+        "prometheus_client", "Server().metrics()", setup="from microwsgi import Server"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'microwsgi[metrics]'" in done.stdout
+    assert "pip install 'microwsgi[metrics]'" in message
