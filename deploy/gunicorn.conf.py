@@ -11,6 +11,7 @@ import glob
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 
 
@@ -119,10 +120,34 @@ if not os.environ.get(_METRICS_DIR) or (_owner is not None and _owner != str(os.
     atexit.register(_remove_metrics_dir)
 
 
+# A stop signal that reaches a worker between its fork and the moment it installs its own
+# handlers (gunicorn's init_process) runs the master's handlers it was forked with, and is lost:
+# that worker serves on until graceful_timeout and is killed, so the whole stop takes
+# graceful_timeout, and `docker stop` with no longer a timeout kills gunicorn (exit 137). It
+# happens whenever the stop comes while a worker boots: at start, or as max_requests replaces
+# one. Blocked in the master across the fork, the signal waits in the new worker instead, until
+# its handlers exist (post_worker_init), and then stops it at once.
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+
+
+def _unblock_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def on_starting(server):
     # Counts an earlier gunicorn left in a directory given to this one would be added to its own.
     for stale in glob.glob(os.path.join(os.environ[_METRICS_DIR], "*.db")):
         os.remove(stale)
+    # Once per master (a reload reads this file again, but calls on_reload instead).
+    os.register_at_fork(after_in_parent=_unblock_stop_signals)
+
+
+def pre_fork(server, worker):
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def post_worker_init(worker):
+    _unblock_stop_signals()
 
 
 def child_exit(server, worker):

@@ -5,8 +5,10 @@ The image is built once for the module (``--format docker``: podman's default OC
 HEALTHCHECK) with no network at all, which proves the wheelhouse path needs no index. One
 container runs the image's own command (examples/hello.py, which registers server.health() for
 the image's HEALTHCHECK); two more run examples/streaming.py, which has no health route and
-whose /count answers slowly. Everything runs on a podman of the test's own
-(tests/e2e/container_support.py), removed at the end whatever happened.
+whose /count answers slowly; one is stopped as soon as it runs. All run as docs/container.md
+says to, with ``--init`` and a stop timeout longer than gunicorn's graceful one. Everything runs
+on a podman of the test's own (tests/e2e/container_support.py), removed at the end whatever
+happened.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(DEBOOTSTRAP_TIMEOUT + 2 * BUI
 
 BASE = "localhost/microwsgi-e2e-base:latest"
 IMAGE = "localhost/microwsgi-e2e:latest"
-# deploy/gunicorn.conf.py's graceful_timeout, which deploy/README.md tells users to give
-# `docker run --stop-timeout` (docker's and podman's own default is 10 s).
+# deploy/gunicorn.conf.py's graceful_timeout, and the `docker run --stop-timeout` that
+# docs/container.md gives it: a little longer, so gunicorn's own end of a stop comes first.
 GRACEFUL_TIMEOUT = 30
+STOP_TIMEOUT = 35
 
 
 @dataclass
@@ -83,8 +86,8 @@ def start_container(podman: Podman, image: str) -> Iterator[Callable[..., Contai
         port = free_port()
         started.append(name)
         podman(
-            "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000",
-            "--env", "WEB_CONCURRENCY=2", "--stop-timeout", str(GRACEFUL_TIMEOUT),
+            "run", "--detach", "--init", "--name", name, "--publish", f"127.0.0.1:{port}:8000",
+            "--env", "WEB_CONCURRENCY=2", "--stop-timeout", str(STOP_TIMEOUT),
             # No timer runs the HEALTHCHECK: systemd may not be there; the test runs it itself.
             "--health-interval", "disable",
             image, *command,
@@ -127,21 +130,30 @@ def test_every_process_in_the_container_runs_as_the_unprivileged_user(
     podman: Podman, hello: Container
 ) -> None:
     def processes() -> list[list[str]]:
-        listing = podman("top", hello.name, "user", "huser")
-        return [line.split() for line in listing.splitlines()[1:]]
+        listing = podman("top", hello.name, "user", "huser", "args")
+        return [line.split(maxsplit=2) for line in listing.splitlines()[1:]]
 
-    # The gunicorn master and its two workers, as the image's `app` user, not root on the host.
-    # The master forks its workers one at a time, up to 0.1 s apart, so the first may have
-    # answered before the second exists (seen in CI): wait for both, then check that neither
-    # was a replacement (a worker that died at boot would be booted again).
+    def is_gunicorn(args: str) -> bool:  # `python3 .../bin/gunicorn -c ...`
+        return args.split()[1].endswith("/bin/gunicorn")
+
+    def gunicorns() -> int:
+        return sum(is_gunicorn(args) for _, _, args in processes())
+
+    # `--init`'s catatonit, the gunicorn master and its two workers, as the image's `app` user,
+    # not root on the host. The master forks its workers one at a time, up to 0.1 s apart, so
+    # the first may have answered before the second exists (seen in CI): wait for both, then
+    # check that neither was a replacement (a worker that died at boot would be booted again).
     def booted() -> int:
         return podman.log(hello.name).count("Booting worker")
 
-    wait_until(lambda: len(processes()) == 3 and booted() >= 2, START_TIMEOUT,
+    wait_until(lambda: gunicorns() == 3 and booted() >= 2, START_TIMEOUT,
                "the master and its two workers")  # fmt: skip
     rows, log = processes(), podman.log(hello.name)
-    assert len(rows) == 3 and log.count("Booting worker") == 2, f"{rows}; the log:\n{log}"
-    for user, host_user in rows:
+    assert len(rows) == 4 and log.count("Booting worker") == 2, f"{rows}; the log:\n{log}"
+    assert [args.split()[0] for _, _, args in rows if not is_gunicorn(args)] == [
+        "/run/podman-init"  # podman's name for its catatonit
+    ], rows
+    for user, host_user, _ in rows:
         assert user == "app"
         assert host_user != "0"
 
@@ -179,8 +191,9 @@ def test_stop_finishes_the_request_in_flight_and_exits_0(
         rest = answer.read()
     finally:
         connection.close()
-    _, err = stop.communicate(timeout=GRACEFUL_TIMEOUT + PODMAN_TIMEOUT)
+    _, err = stop.communicate(timeout=STOP_TIMEOUT + PODMAN_TIMEOUT)
     assert stop.returncode == 0, err
+    assert "resorting to SIGKILL" not in err, err
     assert rest == b"2\n3\n4\n5\n"
     assert podman("inspect", "--format", "{{.State.ExitCode}}", streaming.name).strip() == "0"
     # gunicorn had the stop signal while the request was still being answered: it logs the signal
@@ -188,3 +201,26 @@ def test_stop_finishes_the_request_in_flight_and_exits_0(
     log = podman.log(streaming.name)
     signal_at, request_at = log.find("Handling signal: term"), log.find('"GET /count?n=5')
     assert 0 <= signal_at < request_at, log
+
+
+def test_a_stop_before_gunicorn_handles_signals_ends_the_container_at_once(
+    podman: Podman, image: str
+) -> None:
+    # Stopped as soon as it runs, before gunicorn has installed its signal handlers: as the
+    # container's first process it would not get the signal at all, and podman would kill it
+    # when the stop timeout ran out (exit 137). `--init`'s catatonit hands the signal on.
+    name = "stopped-at-once"
+    podman(
+        "run", "--detach", "--init", "--name", name, "--env", "WEB_CONCURRENCY=2",
+        "--stop-timeout", str(STOP_TIMEOUT), "--health-interval", "disable", image,
+    )  # fmt: skip
+    try:
+        stop = podman.start("stop", name)
+        _, err = stop.communicate(timeout=STOP_TIMEOUT + PODMAN_TIMEOUT)
+        assert stop.returncode == 0, err
+        code = podman("inspect", "--format", "{{.State.ExitCode}}", name).strip()
+        # 143: gunicorn ended by the signal itself, before it had handlers; 0: just after.
+        assert code in ("0", "143"), f"exit code {code}; {err}\n{podman.log(name)}"
+        assert "resorting to SIGKILL" not in err, err
+    finally:
+        podman("rm", "--force", "--time", "0", name)

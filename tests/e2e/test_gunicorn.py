@@ -161,3 +161,36 @@ def test_sigterm_finishes_the_request_in_flight(
     assert isinstance(answer, Response), answer
     assert (answer.status, answer.body) == (200, b"finished")
     assert "Handling signal: term" in app.log()
+
+
+# What a loaded machine does now and then: a worker slow between its fork and the moment it
+# installs its own signal handlers (gunicorn's init_process), here a second in post_fork, which
+# runs in that gap. The file is the shipped config with only that added.
+SLOW_BOOT_CONFIG = """\
+import time
+exec(compile(open({shipped!r}).read(), {shipped!r}, "exec"))
+
+def post_fork(server, worker):
+    time.sleep(1.0)
+    server.log.info("post_fork slept")
+"""
+
+
+@pytest.mark.parametrize("options", WORKERS)
+def test_sigterm_while_a_worker_boots_stops_it_at_once(
+    gunicorn: StartGunicorn, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    config = tmp_path / "slow_boot.conf.py"
+    config.write_text(SLOW_BOOT_CONFIG.format(shipped=str(DEPLOY / "gunicorn.conf.py")))
+    app = gunicorn("backend_app:server", config=config, **options)
+    app.wait_for_log("Booting worker")
+    app.send_signal(signal.SIGTERM)
+    assert app.proc is not None
+    assert app.proc.wait(15) == 0
+    log = app.log()
+    # The premise: the master had the signal, and relayed it, while the worker was in the gap.
+    assert 0 <= log.find("Handling signal: term") < log.find("post_fork slept"), log
+    # The worker got it once its handlers existed and left by itself; a lost signal would have
+    # left it serving until graceful_timeout (10 s here), when the master kills it unlogged.
+    (pid,) = re.findall(r"Booting worker with pid: (\d+)", log)
+    assert f"Worker exiting (pid: {pid})" in log, log
