@@ -125,7 +125,10 @@ def _describe(args: argparse.Namespace) -> int:
         kind = type(app).__name__
         return _error(f"{args.app} is a {kind}, not a microwsgi Server: no routes to describe")
     if args.command == "openapi":
-        document = app.openapi(title=args.title, version=args.api_version)
+        try:
+            document = app.openapi(title=args.title, version=args.api_version)
+        except ValueError as exc:  # two routes the document cannot tell apart
+            return _error(str(exc))
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         return 0
     routes = app.routes()

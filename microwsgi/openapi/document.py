@@ -84,14 +84,16 @@ def build_document(
     info: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The OpenAPI document of `resources` (see the module docstring)."""
+    documented = [
+        (resource.pattern, endpoint)
+        for resource in resources
+        if resource.mounted is None
+        for endpoint in resource.endpoints.values()
+        if _documented(endpoint)
+    ]
+    _refuse_shared_operations(documented)
     endpoints = sorted(
-        (
-            (openapi_path(resource.pattern), endpoint)
-            for resource in resources
-            if resource.mounted is None
-            for endpoint in resource.endpoints.values()
-            if _documented(endpoint)
-        ),
+        ((openapi_path(pattern), endpoint) for pattern, endpoint in documented),
         key=lambda item: (item[0], _VERB_ORDER.index(item[1].verb)),
     )
     schemas, components = _schemas(endpoint for _, endpoint in endpoints)
@@ -107,6 +109,24 @@ def build_document(
         "paths": paths,
         "components": {"schemas": _referenced(components, paths)},
     }
+
+
+def _refuse_shared_operations(documented: list[tuple[str, Endpoint]]) -> None:
+    """ValueError naming two routes that OpenAPI would see as one operation: the same verb on
+    paths equal but for their parameters' names and types (``/a/:id<int>`` and ``/a/:slug``),
+    which the router tells apart and a document cannot (OpenAPI 3.1 §4.8.8: such paths are
+    identical). One would replace the other in silence."""
+    first: dict[tuple[str, str], str] = {}
+    for pattern, endpoint in documented:
+        template = re.sub(r"\{[^}]*\}", "{}", openapi_path(pattern))
+        earlier = first.setdefault((endpoint.verb, template), pattern)
+        if earlier != pattern:
+            raise ValueError(
+                f"{endpoint.verb} {earlier} and {endpoint.verb} {pattern} would be one operation "
+                f"in the OpenAPI document ({endpoint.verb} {template.replace('{}', '{...}')}): "
+                "a document has one operation per path and verb, whatever the parameters' "
+                "names and types. Give one of them another path, or make them one route"
+            )
 
 
 def _documented(endpoint: Endpoint) -> bool:

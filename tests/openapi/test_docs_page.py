@@ -90,3 +90,14 @@ def test_routes_registered_after_api_docs_are_in_its_document(server: Server) ->
     server.register_handler("GET /later", lambda request: "")
     paths: Any = webtest.TestApp(server).get("/openapi.json").json["paths"]
     assert list(paths) == ["/later"]
+
+
+def test_routes_the_document_cannot_tell_apart_make_the_document_a_logged_500(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.register_handler("GET /items/:id<int>", lambda request: {})
+    server.register_handler("GET /items/:id", lambda request: {})
+    server.api_docs()
+    answer = webtest.TestApp(server).get("/openapi.json", status=500)
+    assert "would be one operation" not in answer.text  # the client sees no internals
+    assert "would be one operation in the OpenAPI document" in caplog.text

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tools
 from tools import run_command
 
@@ -204,6 +206,30 @@ def test_an_app_without_declared_types_needs_no_pydantic_for_its_document() -> N
     assert json.loads(done.stdout) == {"description": "Accepted"}
 
 
+def test_two_routes_the_document_cannot_tell_apart_are_refused_naming_both(
+    server: Server,
+) -> None:
+    # The router tries the typed one first; OpenAPI has one GET for /items/{id}, whatever its type.
+    server.register_handler("GET /items/:id<int>", handler, name="by_number")
+    server.register_handler("GET /items/:id", handler, name="by_slug")
+    server.register_handler("POST /items/:id", handler, name="create")  # another verb: fine
+    with pytest.raises(ValueError) as refused:
+        server.openapi()
+    message = str(refused.value)
+    pair = re.match(r"(GET /items/\S+) and (GET /items/\S+) would be one operation", message)
+    assert pair is not None, message
+    assert sorted(pair.groups()) == ["GET /items/:id", "GET /items/:id<int>"]
+    assert "Give one of them another path, or make them one route" in message
+
+
+def test_the_same_path_with_other_types_under_other_verbs_is_documented(server: Server) -> None:
+    server.register_handler("GET /items/:id<int>", handler, name="item")
+    server.register_handler("DELETE /items/:id", handler, name="forget")
+    operations = valid(server.openapi())["paths"]["/items/{id}"]
+    assert operations["get"]["parameters"][0]["schema"] == {"type": "integer"}
+    assert operations["delete"]["parameters"][0]["schema"] == {"type": "string"}
+
+
 def test_command_prints_the_document(tmp_path: Path) -> None:
     (tmp_path / "notes.py").write_text(
         textwrap.dedent(
@@ -227,6 +253,21 @@ def test_command_prints_the_document(tmp_path: Path) -> None:
     done = run_command("openapi", "notes:nothing", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith("microwsgi: module 'notes' has no attribute 'nothing'")
+
+
+def test_command_says_which_routes_the_document_cannot_tell_apart(tmp_path: Path) -> None:
+    (tmp_path / "clash.py").write_text(
+        "from microwsgi import Server\n"
+        "server = Server()\n"
+        "server.register_handler('GET /items/:id<int>', lambda request: {})\n"
+        "server.register_handler('GET /items/:id', lambda request: {})\n"
+    )
+    done = run_command("openapi", "clash.py", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert re.match(
+        r"microwsgi: GET /items/\S+ and GET /items/\S+ would be one operation", done.stderr
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_command_refuses_an_app_that_is_not_a_server(tmp_path: Path) -> None:
