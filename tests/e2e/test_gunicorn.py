@@ -194,3 +194,24 @@ def test_sigterm_while_a_worker_boots_stops_it_at_once(
     # left it serving until graceful_timeout (10 s here), when the master kills it unlogged.
     (pid,) = re.findall(r"Booting worker with pid: (\d+)", log)
     assert f"Worker exiting (pid: {pid})" in log, log
+
+
+def test_after_a_reload_sigterm_while_a_worker_boots_still_stops_it_at_once(
+    gunicorn: StartGunicorn, tmp_path: Path
+) -> None:
+    # SIGHUP reads the config again (on_reload, not on_starting) and boots new workers: the
+    # signal must still wait for each new worker's handlers.
+    config = tmp_path / "slow_boot.conf.py"
+    config.write_text(SLOW_BOOT_CONFIG.format(shipped=str(DEPLOY / "gunicorn.conf.py")))
+    app = gunicorn("backend_app:server", config=config, worker_class="sync")
+    app.wait_for_log("post_fork slept")
+    app.send_signal(signal.SIGHUP)
+    app.wait_for_log("Booting worker", count=2)
+    app.send_signal(signal.SIGTERM)
+    assert app.proc is not None
+    assert app.proc.wait(15) == 0
+    log = app.log()
+    reloaded = log.index("Handling signal: hup")
+    assert 0 <= log.find("Handling signal: term", reloaded) < log.find("post_fork slept", reloaded)
+    for pid in re.findall(r"Booting worker with pid: (\d+)", log):
+        assert f"Worker exiting (pid: {pid})" in log, log
