@@ -3,6 +3,7 @@ workers and microwsgi's own worker class (microwsgi.workers.Worker)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import multiprocessing
 import re
@@ -164,32 +165,58 @@ def test_sigterm_finishes_the_request_in_flight(
 
 
 # What a loaded machine does now and then: a worker slow between its fork and the moment it
-# installs its own signal handlers (gunicorn's init_process), here a second in post_fork, which
-# runs in that gap. The file is the shipped config with only that added.
+# installs its own signal handlers (gunicorn's init_process). Here post_fork, which runs in that
+# gap, holds a worker booted while the file `hold` exists, until the stop signal is pending in it
+# (held back, as the shipped hooks do) or the test removes the file. The config is the shipped
+# one with only that added.
 SLOW_BOOT_CONFIG = """\
-import time
+import os, signal, time
 exec(compile(open({shipped!r}).read(), {shipped!r}, "exec"))
 
 def post_fork(server, worker):
-    time.sleep(1.0)
-    server.log.info("post_fork slept")
+    deadline = time.monotonic() + 20
+    while os.path.exists({hold!r}) and time.monotonic() < deadline:
+        if signal.SIGTERM in signal.sigpending():
+            break
+        time.sleep(0.01)
+    server.log.info("post_fork done")
 """
+
+
+def slow_boot_config(tmp_path: Path) -> tuple[Path, Path]:
+    """The config file, and the file whose presence holds a booting worker."""
+    config, hold = tmp_path / "slow_boot.conf.py", tmp_path / "hold"
+    config.write_text(
+        SLOW_BOOT_CONFIG.format(shipped=str(DEPLOY / "gunicorn.conf.py"), hold=str(hold))
+    )
+    return config, hold
+
+
+def stop_while_a_worker_boots(app: Gunicorn, hold: Path, booted: int) -> str:
+    """SIGTERM once the `booted`-th worker is held in the gap; its log once gunicorn exited 0."""
+    app.wait_for_log("Booting worker", count=booted)
+    app.send_signal(signal.SIGTERM)
+    app.wait_for_log("Handling signal: term")
+    # The held worker sees the signal pending and goes on; a lost one never does, and the
+    # caller's assertions say so.
+    with contextlib.suppress(pytest.fail.Exception):
+        app.wait_for_log("post_fork done", count=booted, timeout=5)
+    hold.unlink()
+    assert app.proc is not None
+    assert app.proc.wait(15) == 0
+    return app.log()
 
 
 @pytest.mark.parametrize("options", WORKERS)
 def test_sigterm_while_a_worker_boots_stops_it_at_once(
     gunicorn: StartGunicorn, tmp_path: Path, options: dict[str, Any]
 ) -> None:
-    config = tmp_path / "slow_boot.conf.py"
-    config.write_text(SLOW_BOOT_CONFIG.format(shipped=str(DEPLOY / "gunicorn.conf.py")))
+    config, hold = slow_boot_config(tmp_path)
+    hold.touch()
     app = gunicorn("backend_app:server", config=config, **options)
-    app.wait_for_log("Booting worker")
-    app.send_signal(signal.SIGTERM)
-    assert app.proc is not None
-    assert app.proc.wait(15) == 0
-    log = app.log()
+    log = stop_while_a_worker_boots(app, hold, booted=1)
     # The premise: the master had the signal, and relayed it, while the worker was in the gap.
-    assert 0 <= log.find("Handling signal: term") < log.find("post_fork slept"), log
+    assert 0 <= log.find("Handling signal: term") < log.find("post_fork done"), log
     # The worker got it once its handlers existed and left by itself; a lost signal would have
     # left it serving until graceful_timeout (10 s here), when the master kills it unlogged.
     (pid,) = re.findall(r"Booting worker with pid: (\d+)", log)
@@ -201,17 +228,13 @@ def test_after_a_reload_sigterm_while_a_worker_boots_still_stops_it_at_once(
 ) -> None:
     # SIGHUP reads the config again (on_reload, not on_starting) and boots new workers: the
     # signal must still wait for each new worker's handlers.
-    config = tmp_path / "slow_boot.conf.py"
-    config.write_text(SLOW_BOOT_CONFIG.format(shipped=str(DEPLOY / "gunicorn.conf.py")))
+    config, hold = slow_boot_config(tmp_path)
     app = gunicorn("backend_app:server", config=config, worker_class="sync")
-    app.wait_for_log("post_fork slept")
+    app.wait_for_log("post_fork done")
+    hold.touch()
     app.send_signal(signal.SIGHUP)
-    app.wait_for_log("Booting worker", count=2)
-    app.send_signal(signal.SIGTERM)
-    assert app.proc is not None
-    assert app.proc.wait(15) == 0
-    log = app.log()
+    log = stop_while_a_worker_boots(app, hold, booted=2)
     reloaded = log.index("Handling signal: hup")
-    assert 0 <= log.find("Handling signal: term", reloaded) < log.find("post_fork slept", reloaded)
+    assert 0 <= log.find("Handling signal: term", reloaded) < log.rfind("post_fork done"), log
     for pid in re.findall(r"Booting worker with pid: (\d+)", log):
         assert f"Worker exiting (pid: {pid})" in log, log
