@@ -85,7 +85,7 @@ def build_document(
 ) -> dict[str, Any]:
     """The OpenAPI document of `resources` (see the module docstring)."""
     documented = [
-        (resource.pattern, endpoint)
+        (openapi_path(resource.pattern), resource.pattern, endpoint)
         for resource in resources
         if resource.mounted is None
         for endpoint in resource.endpoints.values()
@@ -93,7 +93,7 @@ def build_document(
     ]
     _refuse_shared_operations(documented)
     endpoints = sorted(
-        ((openapi_path(pattern), endpoint) for pattern, endpoint in documented),
+        ((path, endpoint) for path, _, endpoint in documented),
         key=lambda item: (item[0], _VERB_ORDER.index(item[1].verb)),
     )
     schemas, components = _schemas(endpoint for _, endpoint in endpoints)
@@ -111,14 +111,14 @@ def build_document(
     }
 
 
-def _refuse_shared_operations(documented: list[tuple[str, Endpoint]]) -> None:
+def _refuse_shared_operations(documented: list[tuple[str, str, Endpoint]]) -> None:
     """ValueError naming two routes that OpenAPI would see as one operation: the same verb on
-    paths equal but for their parameters' names and types (``/a/:id<int>`` and ``/a/:slug``),
+    paths equal but for their parameters' types (``/a/:id<int>`` and ``/a/:id``) or names,
     which the router tells apart and a document cannot (OpenAPI 3.1 §4.8.8: such paths are
     identical). One would replace the other in silence."""
     first: dict[tuple[str, str], str] = {}
-    for pattern, endpoint in documented:
-        template = re.sub(r"\{[^}]*\}", "{}", openapi_path(pattern))
+    for path, pattern, endpoint in documented:
+        template = re.sub(r"\{[^}]*\}", "{}", path)
         earlier = first.setdefault((endpoint.verb, template), pattern)
         if earlier != pattern:
             raise ValueError(
