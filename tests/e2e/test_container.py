@@ -36,9 +36,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(DEBOOTSTRAP_TIMEOUT + 2 * BUI
 
 BASE = "localhost/microwsgi-e2e-base:latest"
 IMAGE = "localhost/microwsgi-e2e:latest"
-# deploy/gunicorn.conf.py's graceful_timeout, and the `docker run --stop-timeout` that
-# docs/container.md gives it: a little longer, so gunicorn's own end of a stop comes first.
-GRACEFUL_TIMEOUT = 30
+# The `docker run --stop-timeout` that docs/container.md gives: a little longer than
+# deploy/gunicorn.conf.py's graceful_timeout (30 s), so gunicorn's own end of a stop comes first.
 STOP_TIMEOUT = 35
 
 
@@ -195,7 +194,8 @@ def test_stop_finishes_the_request_in_flight_and_exits_0(
     assert stop.returncode == 0, err
     assert "resorting to SIGKILL" not in err, err
     assert rest == b"2\n3\n4\n5\n"
-    assert podman("inspect", "--format", "{{.State.ExitCode}}", streaming.name).strip() == "0"
+    code = podman("inspect", "--format", "{{.State.ExitCode}}", streaming.name).strip()
+    assert code == "0", f"exit code {code}; {err}\n{podman.log(streaming.name)}"
     # gunicorn had the stop signal while the request was still being answered: it logs the signal
     # at once, and a request only when it is answered.
     log = podman.log(streaming.name)
