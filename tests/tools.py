@@ -50,6 +50,7 @@ PACKAGES = {
     "podman": "podman",
     "runc": "runc",
     "debootstrap": "debootstrap",
+    "catatonit": "catatonit",
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
 }

@@ -52,6 +52,8 @@ def podman() -> Iterator[Podman]:
     require_program("podman", "the container image test")
     runc = require_program("runc", "the container image test (crun refuses this machine's cgroups)")
     require_program("debootstrap", "the container image test's Debian base")
+    # podman's `--init`, which the containers run with (only a recommendation of Debian's podman).
+    require_program("catatonit", "the container image test's `podman run --init`")
     require_root("the container image test: debootstrap, and podman without user namespaces")
     with podman_home() as home:
         engine = Podman(home, runc)
