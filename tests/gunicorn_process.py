@@ -40,6 +40,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.02)
 
 
+def open_files(pid: int) -> dict[Path, str]:
+    """What each open descriptor of process `pid` points at, by its /proc path. A descriptor
+    closed between the listing and its readlink is left out: a serving process opens and
+    closes sockets all the time, and the race showed up in CI as a FileNotFoundError."""
+    targets = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            targets[fd] = os.readlink(fd)
+    return targets
+
+
 def free_port() -> int:
     """A port free right now on 127.0.0.1 (for programs that cannot be told to bind port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -30,6 +30,7 @@ from gunicorn_process import STOP_TIMEOUT as STOP_TIMEOUT
 from gunicorn_process import Gunicorn as Gunicorn
 from gunicorn_process import accepts_connections as accepts_connections
 from gunicorn_process import free_port as free_port
+from gunicorn_process import open_files as open_files
 from gunicorn_process import stop_group as stop_group
 from gunicorn_process import stop_process as stop_process
 from gunicorn_process import wait_until as wait_until

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import HERE, Gunicorn, Response, fetch, read_answer, wait_until
+from e2e_support import HERE, Gunicorn, Response, fetch, open_files, read_answer, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -178,8 +178,7 @@ def test_past_worker_connections_the_next_connection_waits_in_the_backlog(
 
 def heartbeat_file(pid: int) -> Path:
     """The worker's heartbeat file (unlinked, so found through its open descriptors)."""
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+    for fd, target in open_files(pid).items():
         if "wgunicorn-" in target:
             return fd
     raise AssertionError(f"worker {pid} holds no heartbeat file")
@@ -378,7 +377,7 @@ def test_sigusr1_reopens_the_access_and_error_logs(gunicorn: StartGunicorn) -> N
     app.send_signal(signal.SIGUSR1)  # the master reopens its logs and signals its workers
 
     def worker_reopened() -> bool:
-        opened = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        opened = set(open_files(pid).values())
         return {str(app.access_log), str(app.error_log)} <= opened
 
     wait_until(worker_reopened, WAIT, "the worker to reopen both logs")

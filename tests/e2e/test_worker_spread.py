@@ -5,15 +5,15 @@ loses it. Real gunicorn, the app is tests/e2e/wsgi_app.py; no timing is asserted
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import os
 import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e_support import HERE, Gunicorn, wait_until
+from e2e_support import HERE, Gunicorn, open_files, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +37,12 @@ def watches(pid: int, inode: int) -> bool:
     """Whether an epoll set of process `pid` watches the socket `inode`: its engine is
     running and accepting (an epoll set's fdinfo lists each watched file's inode, in hex)."""
     wanted = f"ino:{inode:x}"
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
-                continue
-            if wanted in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split():
-                return True
-        except OSError:  # closed meanwhile
+    for fd, target in open_files(pid).items():
+        if target != "anon_inode:[eventpoll]":
             continue
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            if wanted in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().split():
+                return True
     return False
 
 
