@@ -22,7 +22,7 @@ from ._http import is_error_status
 from ._wsgi import StartResponse
 from .errors import HTTPError
 from .reporting import report
-from .response import Delegate, InvalidResponse, Renderer
+from .response import Delegate, InvalidResponse, Prepared, Renderer
 
 __all__: list[str] = []
 
@@ -68,7 +68,7 @@ class ErrorAnswers:
                 # A broken error handler is a server bug, whatever status it was shaping.
                 self.log_exception(request, handler_exc, f"error handler for {error.status}")
                 return self._default(HTTPError(500), handler_exc)
-            if type(rv) is tuple or isinstance(rv, Response):
+            if type(rv) is tuple or isinstance(rv, (Response, Prepared)):
                 return rv
             return rv, error.status, error.headers
         return self._default(error, exc)

@@ -4,7 +4,8 @@ dict or list -> JSON; str -> UTF-8 text; bytes -> octet-stream; None -> 204; an 
 generator of str/bytes -> streamed as produced; ``(body, status)`` or ``(body, status, headers)``
 with headers as a dict or a list of pairs (so ``Set-Cookie`` can repeat); a werkzeug `Response`
 (or any WSGI app) is called as the WSGI app it is; a `Deferred` body (``render(...)``) is made
-here, with the request.
+here, with the request. A `Prepared` answer (what the ready-made middleware return) is served by
+the same rules as a tuple.
 
 Content-Length is set on every body that is not streamed; 1xx, 204 and 304 answers carry no
 body, 204 and 304 no Content-Type; HEAD gets the headers GET would get and no body. A value
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, Final
 
+from werkzeug.datastructures import Headers as HeaderMap
+from werkzeug.http import parse_set_header
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
@@ -128,6 +131,28 @@ class StreamBody:
             close()
 
 
+class Prepared:
+    """A return value made into its status, headers and body, for a middleware to add headers.
+
+    What `prepare` gives the ready-made middleware in place of a werkzeug `Response`: the same
+    `status_code` and `headers` (a werkzeug `Headers`) to read and change, served by this
+    module's rules as a ``(body, status, headers)`` tuple is. `make_response` turns it into a
+    `Response` for middleware that need one.
+    """
+
+    __slots__ = ("headers", "payload", "status_code")
+
+    def __init__(
+        self, status_code: int, headers: HeaderMap, payload: list[bytes] | StreamBody
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"<Prepared {self.status_code} {self.headers.get('Content-Type')!r}>"
+
+
 def _start_stream(source: Iterator[Any]) -> tuple[StreamBody, str]:
     """Pull the first chunk now: it picks the Content-Type and surfaces early errors as 500s."""
     try:
@@ -210,24 +235,30 @@ def _checked(start_response: StartResponse) -> StartResponse:
                 raise InvalidResponse(str(exc)) from None
             if len(_CHECKED_STATUS_LINES) < _MAX_CHECKED:
                 _CHECKED_STATUS_LINES.add(status)
-        try:
-            for name, value in headers:
-                if name not in _CHECKED_NAMES and not _good_name(name):
-                    raise InvalidResponse(f"header {(name, value)!r}: {_BAD_NAME}")
-            # PERF: one check for every value: CR, LF and NUL are single characters, so the
-            # values joined hold one exactly when a value does.
-            if not valid_field_value("".join(map(_VALUE, headers))):
-                bad = next(pair for pair in headers if not valid_field_value(pair[1]))
-                raise InvalidResponse(f"header {bad!r}: {_BAD_VALUE}")
-        except InvalidResponse:
-            raise
-        except (TypeError, ValueError):  # not (str, str) pairs
-            raise InvalidResponse(
-                f"headers must be (str, str) pairs, got {headers!r:.200}"
-            ) from None
+        _check_wire_headers(headers)
         return start_response(status, headers, *exc_info)
 
     return start
+
+
+def _check_wire_headers(headers: Headers) -> Headers:
+    """`headers` as they are, if the wire would take them; else an `InvalidResponse` naming
+    the first it would refuse (`header_pairs`'s rules, for headers that did not come through
+    it: a WSGI app's, or those a middleware added to a `Prepared`)."""
+    try:
+        for name, value in headers:
+            if name not in _CHECKED_NAMES and not _good_name(name):
+                raise InvalidResponse(f"header {(name, value)!r}: {_BAD_NAME}")
+        # PERF: one check for every value: CR, LF and NUL are single characters, so the
+        # values joined hold one exactly when a value does.
+        if not valid_field_value("".join(map(_VALUE, headers))):
+            bad = next(pair for pair in headers if not valid_field_value(pair[1]))
+            raise InvalidResponse(f"header {bad!r}: {_BAD_VALUE}")
+    except InvalidResponse:
+        raise
+    except (TypeError, ValueError):  # not (str, str) pairs
+        raise InvalidResponse(f"headers must be (str, str) pairs, got {headers!r:.200}") from None
+    return headers
 
 
 def _json_failure(exc: Exception) -> InvalidResponse:
@@ -336,9 +367,16 @@ class Renderer:
                 extra = header_pairs(rv[2])
         else:
             body, status = rv, 200
-        if isinstance(body, (Response, Delegate)):
+        if isinstance(body, (Response, Delegate, Prepared)):
             if type(rv) is tuple:
-                raise InvalidResponse("a werkzeug Response must be returned alone, not in a tuple")
+                kind = "prepared answer" if isinstance(body, Prepared) else "werkzeug Response"
+                raise InvalidResponse(f"a {kind} must be returned alone, not in a tuple")
+            if isinstance(body, Prepared):
+                return (
+                    body.status_code,
+                    _check_wire_headers(body.headers.to_wsgi_list()),
+                    body.payload,
+                )
             return getattr(body, "status_code", status), [], body
         payload: list[bytes] | StreamBody
         if isinstance(body, Deferred):
@@ -407,20 +445,39 @@ def redirect(location: str, status: int = 302) -> tuple[str, int, Headers]:
     return "", status, [("Location", iri_to_uri(location))]
 
 
-def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response:
-    """Turn any valid return value into a werkzeug `Response` (for middleware to add headers).
-
-    Pass the request so the server's JSON encoder is used (and a ``render(...)`` can be
-    rendered at all); the result, returned from a middleware or handler, is served as is.
-    """
-    if isinstance(rv, Response):
+def prepare(rv: Any, request: Mapping[str, Any] | None = None) -> Response | Prepared:
+    """`rv` made ready for a middleware to add headers: a werkzeug `Response` as it is, any
+    other valid value a `Prepared` (the request as for `make_response`)."""
+    if isinstance(rv, (Response, Prepared)):
         return rv
     app = request["environ"].get(APP_KEY) if request is not None else None
     renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
     status, headers, payload = renderer.split(rv, request)
     if not isinstance(payload, (list, StreamBody)):
         raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
-    response = Response(payload, status=status, headers=headers)
-    if not any(name.lower() == "content-type" for name, _ in headers):
+    return Prepared(status, HeaderMap(headers), payload)
+
+
+def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response:
+    """Turn any valid return value into a werkzeug `Response` (for middleware to add headers).
+
+    Pass the request so the server's JSON encoder is used (and a ``render(...)`` can be
+    rendered at all); the result, returned from a middleware or handler, is served as is.
+    """
+    answer = prepare(rv, request)
+    if isinstance(answer, Response):
+        return answer
+    typed = "Content-Type" in answer.headers
+    response = Response(answer.payload, status=answer.status_code, headers=answer.headers)
+    if not typed:  # werkzeug adds its default type: a 204 or a 304 has none
         response.headers.remove("Content-Type")
     return response
+
+
+def add_vary(headers: HeaderMap, field: str) -> None:
+    """Name `field` in the answer's Vary, once whatever its case (RFC 9110 §12.5.5): an answer
+    that depends on a request field must say so, or a shared cache serves it to others."""
+    vary = parse_set_header(headers.get("Vary"))
+    if field not in vary:  # a HeaderSet compares case-insensitively
+        vary.add(field)
+        headers["Vary"] = vary.to_header()

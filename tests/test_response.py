@@ -22,6 +22,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
 from microwsgi import Server, make_response, redirect
+from microwsgi.middleware import request_id
 
 
 def serve(value: Any, **server_options: Any) -> webtest.TestApp:
@@ -382,6 +383,114 @@ def test_make_response_uses_the_servers_json_encoder() -> None:
 def test_make_response_passes_a_response_through() -> None:
     response = Response("x")
     assert make_response(response) is response
+
+
+# -- prepared answers: what the ready-made middleware return --------------------------------
+# request_id, sessions, cors and request_logger add their headers to a `Prepared` (the answer's
+# status, headers and body) rather than to a werkzeug Response; it is served by the rules a
+# tuple answer is, and make_response still turns it into a Response for middleware outside.
+
+ANSWERS = [
+    ({"a": "é"}, 200, '{"a":"é"}'.encode(), "application/json"),
+    ("text", 200, b"text", "text/plain; charset=utf-8"),
+    (b"\x00", 200, b"\x00", "application/octet-stream"),
+    (("made", 201, {"Location": "/1"}), 201, b"made", "text/plain; charset=utf-8"),
+    (None, 204, b"", None),
+    (("", 304, {"ETag": '"e"'}), 304, b"", None),
+]
+
+
+@pytest.mark.parametrize(("value", "status", "body", "ctype"), ANSWERS)
+def test_a_prepared_answer_is_served_as_its_tuple_would_be(
+    value: Any, status: int, body: bytes, ctype: str | None
+) -> None:
+    server = Server()
+    server.register_handler("GET /x", lambda request: value, request_id(generator=lambda: "id1"))
+    server.register_handler("GET /plain", lambda request: value)
+    app = webtest.TestApp(server)
+    for verb in ("GET", "HEAD"):
+        prepared = app.request("/x", method=verb, status=status)
+        plain = app.request("/plain", method=verb, status=status)
+        assert prepared.headers["X-Request-ID"] == "id1"
+        assert prepared.body == (b"" if verb == "HEAD" else body) == plain.body
+        assert prepared.headers.get("Content-Type") == ctype
+        del prepared.headers["X-Request-ID"]
+        assert prepared.headerlist == plain.headerlist
+
+
+def test_a_prepared_stream_is_streamed_and_closed_on_head(server: Server, call_wsgi: Any) -> None:
+    closed = []
+
+    def stream(request: dict[str, Any]) -> Iterator[str]:
+        try:
+            yield "a"
+            yield "b"
+        finally:
+            closed.append(request["verb"])
+
+    server.register_handler("GET /s", stream, request_id())
+    result = call_wsgi(server, "/s")
+    assert "X-Request-ID" in dict(result.headers)
+    assert "Content-Length" not in dict(result.headers)
+    assert b"".join(result.body) == b"ab"
+    result.body.close()
+    head = call_wsgi(server, "/s", method="HEAD")
+    assert "X-Request-ID" in dict(head.headers)
+    assert list(head.body) == []
+    assert closed == ["GET", "HEAD"]
+
+
+@pytest.mark.parametrize(("value", "status", "body", "ctype"), ANSWERS)
+def test_make_response_outside_a_ready_made_middleware(
+    value: Any, status: int, body: bytes, ctype: str | None
+) -> None:
+    made = []
+
+    def outer(next_handler: Any) -> Any:
+        def handler(request: dict[str, Any]) -> Any:
+            response = make_response(next_handler(request), request)
+            made.append(response)
+            response.headers["X-Added"] = "yes"
+            return response
+
+        return handler
+
+    server = Server()
+    server.register_handler("GET /x", lambda request: value, [outer, request_id()])
+    response = webtest.TestApp(server).get("/x", status=status)
+    assert isinstance(made[0], Response)
+    assert made[0].status_code == status
+    assert response.headers["X-Added"] == "yes"
+    assert response.headers["X-Request-ID"]
+    assert response.body == body
+    assert response.headers.get("Content-Type") == ctype
+
+
+def test_a_prepared_answer_inside_a_tuple_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    def in_a_tuple(next_handler: Any) -> Any:
+        return lambda request: (next_handler(request), 201)
+
+    server = Server()
+    server.register_handler("GET /r", lambda request: "fine", [in_a_tuple, request_id()])
+    with caplog.at_level(logging.ERROR, logger="microwsgi"):
+        response = webtest.TestApp(server).get("/r", status=500, expect_errors=True)
+    assert response.json["status"] == 500
+    assert "a prepared answer must be returned alone, not in a tuple" in caplog.text
+
+
+@pytest.mark.parametrize("header", ["Bad Name", "X-Id\r\nInjected: 1"])
+def test_a_header_the_wire_refuses_on_a_prepared_answer_is_500_naming_it(
+    caplog: pytest.LogCaptureFixture, header: str
+) -> None:
+    server = Server()
+    server.register_handler("GET /r", lambda request: "fine", request_id(header=header))
+    with caplog.at_level(logging.ERROR, logger="microwsgi"):
+        response = webtest.TestApp(server).get("/r", status=500, expect_errors=True)
+    assert response.json["message"] == "Internal Server Error"
+    assert "Injected" not in str(response.headers)
+    assert "GET /r" in caplog.text
+    assert f"{header!r}" in caplog.text
+    assert "the name is not an HTTP token" in caplog.text
 
 
 # -- refusals -------------------------------------------------------------------------------

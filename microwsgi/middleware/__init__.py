@@ -2,9 +2,10 @@
 
 Each factory returns a middleware ``mw(next) -> handler``, usable per route
 (``@server.register('GET /x', cors())``), in a list, or with ``@server.before_all()``. A
-middleware adds its headers by turning the handler's return value into a werkzeug ``Response``
-with ``make_response`` (``next(request)`` never raises: errors come back as return values, so
-they get the headers too). Chaining middleware is ``chains.py``'s business.
+middleware adds its headers to the handler's return value made ready by ``response.prepare``
+(``next(request)`` never raises: errors come back as return values, so they get the headers
+too); those that rewrite the body (compression, conditional answers) take a werkzeug
+``Response`` from ``make_response``. Chaining middleware is ``chains.py``'s business.
 """
 
 from .auth import basic_auth, bearer_auth

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 
 from ..chains import Handler, Middleware
 from ..request import request_header
-from ..response import make_response
+from ..response import add_vary, make_response
 
 __all__ = ["compress"]
 
@@ -150,7 +150,7 @@ class _Compress:
             length = None if response.is_streamed else response.content_length
             if length is not None and length < self.min_size:
                 return response
-            response.vary.add("Accept-Encoding")
+            add_vary(response.headers, "Accept-Encoding")
             coding = choose_coding(request_header(request, "Accept-Encoding"), self.codings)
             if coding is not None:
                 self._encode(response, coding)

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from ..chains import Handler
 from ..request import request_header
-from ..response import make_response
+from ..response import Prepared, add_vary, prepare
 
 __all__ = ["cors"]
 
@@ -106,14 +106,14 @@ class CorsMiddleware:
             if self.max_age is not None:
                 response.headers["Access-Control-Max-Age"] = str(self.max_age)
         if self.varies:
-            response.vary.add("Origin")
+            add_vary(response.headers, "Origin")
         if "*" in self.headers and asked:
-            response.vary.add("Access-Control-Request-Headers")
+            add_vary(response.headers, "Access-Control-Request-Headers")
         return response
 
-    def decorate(self, response: Response, origin: str | None) -> Response:
+    def decorate(self, response: Response | Prepared, origin: str | None) -> Response | Prepared:
         if self.varies:
-            response.vary.add("Origin")
+            add_vary(response.headers, "Origin")
         if origin is not None and self.origin_allowed(origin):
             response.headers["Access-Control-Allow-Origin"] = self.allow_origin_value(origin)
             if self.credentials:
@@ -132,7 +132,7 @@ class CorsMiddleware:
             rv = next(request)
             if origin is None and not self.varies:
                 return rv
-            return self.decorate(make_response(rv, request), origin)
+            return self.decorate(prepare(rv, request), origin)
 
         return handler
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..chains import Handler, Middleware
 from ..request import request_header
-from ..response import make_response
+from ..response import prepare
 
 __all__ = ["request_id"]
 
@@ -44,7 +44,7 @@ def request_id(
             else:
                 rid = generator()
             request["request_id"] = rid
-            response = make_response(next(request), request)
+            response = prepare(next(request), request)
             response.headers[header] = rid
             return response
 

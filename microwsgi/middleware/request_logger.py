@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..chains import Handler, Middleware
-from ..response import make_response
+from ..response import prepare
 
 __all__ = ["request_logger"]
 
@@ -32,7 +32,7 @@ def request_logger(logger: logging.Logger | None = None, level: int = logging.IN
             if not log.isEnabledFor(level):
                 return next(request)
             started = time.perf_counter()
-            response = make_response(next(request), request)
+            response = prepare(next(request), request)
             duration_ms = (time.perf_counter() - started) * 1000
             rid = request.get("request_id")
             verb, path, status = request["verb"], request["path"], response.status_code

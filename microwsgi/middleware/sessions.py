@@ -32,7 +32,7 @@ from werkzeug.http import dump_cookie
 from ..chains import Handler
 from ..cookies import SameSite, set_cookie
 from ..reporting import report
-from ..response import Deferred, make_response
+from ..response import Deferred, add_vary, prepare
 
 if TYPE_CHECKING:
     from _collections_abc import dict_items, dict_keys, dict_values
@@ -267,13 +267,11 @@ class SessionMiddleware:
             rv = next(request)
             if not session.accessed and not _deferred(rv):
                 return rv  # the answer does not depend on the cookie: cacheable for anyone
-            response = make_response(rv, request)  # a template renders now, maybe reading it
+            response = prepare(rv, request)  # a template renders now, maybe reading it
             if not session.accessed:
                 return response
-            # RFC 9110 §12.5.5: an answer that depends on the cookie must tell shared caches,
-            # or one user's page could be served to another. Merged into any Vary already
-            # there (werkzeug's HeaderSet: no duplicates, case-insensitive).
-            response.vary.add("Cookie")
+            # One user's page must not be served to another from a shared cache.
+            add_vary(response.headers, "Cookie")
             if session.modified and (session or self.cookie in request["cookies"]):
                 # Changed; but an emptied session with no cookie to delete has nothing to send.
                 response.headers.add("Set-Cookie", self.set_cookie(request, session))
