@@ -450,11 +450,7 @@ def prepare(rv: Any, request: Mapping[str, Any] | None = None) -> Response | Pre
     other valid value a `Prepared` (the request as for `make_response`)."""
     if isinstance(rv, (Response, Prepared)):
         return rv
-    app = request["environ"].get(APP_KEY) if request is not None else None
-    renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
-    status, headers, payload = renderer.split(rv, request)
-    if not isinstance(payload, (list, StreamBody)):
-        raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
+    status, headers, payload = _split_alone(rv, request)
     return Prepared(status, HeaderMap(headers), payload)
 
 
@@ -464,14 +460,29 @@ def make_response(rv: Any, request: Mapping[str, Any] | None = None) -> Response
     Pass the request so the server's JSON encoder is used (and a ``render(...)`` can be
     rendered at all); the result, returned from a middleware or handler, is served as is.
     """
-    answer = prepare(rv, request)
-    if isinstance(answer, Response):
-        return answer
-    typed = "Content-Type" in answer.headers
-    response = Response(answer.payload, status=answer.status_code, headers=answer.headers)
-    if not typed:  # werkzeug adds its default type: a 204 or a 304 has none
-        response.headers.remove("Content-Type")
+    if isinstance(rv, Response):
+        return rv
+    if isinstance(rv, Prepared):
+        status, headers, payload = rv.status_code, rv.headers.to_wsgi_list(), rv.payload
+    else:
+        status, headers, payload = _split_alone(rv, request)
+    response = Response(payload, status=status, headers=headers)
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        response.headers.remove("Content-Type")  # werkzeug's default: a 204 or 304 has none
     return response
+
+
+def _split_alone(
+    rv: Any, request: Mapping[str, Any] | None
+) -> tuple[int, Headers, list[bytes] | StreamBody]:
+    """`rv` split by the request's server (the default renderer without one), refused if it
+    is a WSGI app: that answers by itself, with no headers to add to."""
+    app = request["environ"].get(APP_KEY) if request is not None else None
+    renderer = getattr(app, "renderer", None) or _DEFAULT_RENDERER
+    status, headers, payload = renderer.split(rv, request)
+    if not isinstance(payload, (list, StreamBody)):
+        raise InvalidResponse(f"{rv!r:.80} answers by itself and cannot become a Response")
+    return status, headers, payload
 
 
 def add_vary(headers: HeaderMap, field: str) -> None:
