@@ -223,7 +223,11 @@ class SessionMiddleware:
 
     def load(self, request: dict[str, Any]) -> Session:
         """The session the request's cookie holds; empty for any cookie that does not verify."""
-        value = request["cookies"].get(self.cookie)
+        cookies = request["cookies"]
+        # PERF: werkzeug's MultiDict.get raises and catches an HTTPException for a missing key;
+        # `in` raises nothing: 9,500 of the 138,000 instructions (callgrind) of a request that
+        # reads a session and has no cookie yet.
+        value = cookies[self.cookie] if self.cookie in cookies else None  # noqa: SIM401
         if not value:
             return Session()
         try:

@@ -518,8 +518,15 @@ def test_vary_cookie_is_merged_into_the_vary_the_answer_has() -> None:
         answer.headers["Vary"] = "Origin, cookie"
         return answer
 
+    @server.get("/lines", mw)
+    def two_vary_lines(request: dict[str, Any]) -> Any:
+        vary = [("Vary", "Accept-Language"), ("Vary", "Origin")]
+        return request["session"].get("user", "anonymous"), 200, vary
+
     app = webtest.TestApp(server)
     assert varies(app.get("/tuple")) == ["Accept-Language", "Cookie"]
+    # Every Vary line is kept (read as one list, RFC 9110 §5.3), not only the first.
+    assert varies(app.get("/lines")) == ["Accept-Language", "Origin", "Cookie"]
     changed = app.get("/response")
     assert varies(changed) == ["Origin", "cookie"]  # already there, in any case: not twice
     assert len(set_cookies(changed)) == 1
