@@ -255,13 +255,13 @@ def test_an_instruction_count_is_made_and_adds_a_row_to_the_history(tmp_path: Pa
 def test_the_metrics_cost_is_counted_per_call(bench: Any, tmp_path: Path) -> None:
     require_program("valgrind", "the metrics cost is counted under callgrind")
     require_extra("prometheus_client")  # server.metrics() is what it counts
-    from benchmarks import metrics_cost
+    from benchmarks import feature_cost
 
-    server = metrics_cost.build("metrics")
-    metrics_cost.call(server, 3)  # the measured calls are answered
+    server = feature_cost.build("metrics")
+    feature_cost.call(server, 3)  # the measured calls are answered
     scrape = b"".join(server(create_environ("/metrics"), lambda *a: None))
     assert b'{route="user",status="200",verb="GET"}' in scrape
-    few, more = (metrics_cost.count("metrics", n, str(tmp_path)) for n in (10, 110))
+    few, more = (feature_cost.count("metrics", n, str(tmp_path)) for n in (10, 110))
     assert more > few  # the calls are counted, not only the start-up
 
 
