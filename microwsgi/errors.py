@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from ._http import is_error_status, reason_phrase
-from .response import header_pairs
+from .answer_checks import header_pairs
 
 __all__ = ["HTTPError", "abort"]
 

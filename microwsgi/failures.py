@@ -20,9 +20,10 @@ from werkzeug.wrappers import Response
 
 from ._http import is_error_status
 from ._wsgi import StartResponse
+from .answer_checks import InvalidResponse
 from .errors import HTTPError
 from .reporting import report
-from .response import Delegate, InvalidResponse, Prepared, Renderer
+from .response import Delegate, Prepared, Renderer
 
 __all__: list[str] = []
 

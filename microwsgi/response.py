@@ -9,7 +9,8 @@ the same rules as a tuple.
 
 Content-Length is set on every body that is not streamed; 1xx, 204 and 304 answers carry no
 body, 204 and 304 no Content-Type; HEAD gets the headers GET would get and no body. A value
-that fits none of these raises `InvalidResponse`, which the application logs with the handler.
+that fits none of these, or a status or header the wire would refuse (``answer_checks.py``), is an
+`InvalidResponse`, which the application logs with the handler.
 """
 
 from __future__ import annotations
@@ -21,22 +22,23 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from operator import itemgetter
-from typing import Any, Final
+from typing import Any
 
 from werkzeug.datastructures import Headers as HeaderMap
 from werkzeug.http import parse_set_header
 from werkzeug.urls import iri_to_uri
 from werkzeug.wrappers import Response
 
-from ._http import (
-    check_status_line,
-    status_code,
-    status_line,
-    valid_field_name,
-    valid_field_value,
-)
+from ._http import status_line
 from ._wsgi import StartResponse, WSGIApp, WSGIEnvironment
+from .answer_checks import (
+    Headers,
+    InvalidResponse,
+    check_wire_headers,
+    checked_start_response,
+    checked_status,
+    header_pairs,
+)
 
 __all__ = ["make_response", "redirect"]
 
@@ -44,15 +46,9 @@ JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 BINARY_TYPE = "application/octet-stream"
 
-Headers = list[tuple[str, str]]
-
 # The environ key under which a Server puts itself, so that the request's lazy keys and
 # `make_response` find its settings (body limits, the JSON encoder).
 APP_KEY = "microwsgi.app"
-
-
-class InvalidResponse(TypeError):
-    """A handler or middleware returned something that cannot become an HTTP response."""
 
 
 class Delegate:
@@ -168,99 +164,6 @@ def _start_stream(source: Iterator[Any]) -> tuple[StreamBody, str]:
     return StreamBody(encoded, source), ctype
 
 
-def _status(value: Any) -> int:
-    try:
-        return status_code(value)
-    except ValueError as exc:
-        raise InvalidResponse(str(exc)) from None
-
-
-# PERF: an application uses few header names and status lines: each is checked once (at most
-# this many are remembered), so that checking an answer costs a set lookup per name instead of
-# a regex match.
-_CHECKED_NAMES: set[str] = set()
-_CHECKED_STATUS_LINES: set[str] = set()
-_MAX_CHECKED: Final = 512
-_VALUE = itemgetter(1)
-_BAD_NAME = "the name is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
-_BAD_VALUE = "the value contains CR, LF or NUL"
-
-
-def _good_name(name: str) -> bool:
-    """Whether a response header may have this name (remembered when it may)."""
-    if name in _CHECKED_NAMES:
-        return True
-    if not valid_field_name(name):
-        return False
-    if len(_CHECKED_NAMES) < _MAX_CHECKED:
-        _CHECKED_NAMES.add(name)
-    return True
-
-
-def header_pairs(headers: Any) -> Headers:
-    """Headers given as a dict or as (name, value) pairs, checked, as a list of pairs.
-
-    The one rule for every place a user hands us headers: a returned tuple, `abort`. A name
-    must be a token and a value free of CR, LF and NUL: the engine's rule (``_http.py``),
-    checked here so that the error names the handler that gave the header.
-    """
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
-        raise InvalidResponse(f"headers must be a dict or a list of pairs, got {headers!r}")
-    checked: Headers = []
-    for pair in pairs:
-        if not (isinstance(pair, tuple | list) and len(pair) == 2):
-            raise InvalidResponse(f"header {pair!r} is not a (name, value) pair")
-        name, value = pair
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidResponse(f"header {pair!r}: name and value must be str")
-        if not _good_name(name):
-            raise InvalidResponse(f"header {pair!r}: {_BAD_NAME}")
-        if not valid_field_value(value):
-            raise InvalidResponse(f"header {pair!r}: {_BAD_VALUE}")
-        checked.append((name, value))
-    return checked
-
-
-def _checked(start_response: StartResponse) -> StartResponse:
-    """`start_response` for an answer that is a WSGI app (a werkzeug `Response`, a mounted
-    app): its status line and headers are checked by the rules `header_pairs` applies, and the
-    first one the wire would refuse is an `InvalidResponse` naming it."""
-
-    def start(status: str, headers: Headers, *exc_info: Any) -> Callable[[bytes], object]:
-        if status not in _CHECKED_STATUS_LINES:
-            try:
-                check_status_line(status)
-            except ValueError as exc:
-                raise InvalidResponse(str(exc)) from None
-            if len(_CHECKED_STATUS_LINES) < _MAX_CHECKED:
-                _CHECKED_STATUS_LINES.add(status)
-        _check_wire_headers(headers)
-        return start_response(status, headers, *exc_info)
-
-    return start
-
-
-def _check_wire_headers(headers: Headers) -> Headers:
-    """`headers` as they are, if the wire would take them; else an `InvalidResponse` naming
-    the first it would refuse (`header_pairs`'s rules, for headers that did not come through
-    it: a WSGI app's, or those a middleware added to a `Prepared`)."""
-    try:
-        for name, value in headers:
-            if name not in _CHECKED_NAMES and not _good_name(name):
-                raise InvalidResponse(f"header {(name, value)!r}: {_BAD_NAME}")
-        # PERF: one check for every value: CR, LF and NUL are single characters, so the
-        # values joined hold one exactly when a value does.
-        if not valid_field_value("".join(map(_VALUE, headers))):
-            bad = next(pair for pair in headers if not valid_field_value(pair[1]))
-            raise InvalidResponse(f"header {bad!r}: {_BAD_VALUE}")
-    except InvalidResponse:
-        raise
-    except (TypeError, ValueError):  # not (str, str) pairs
-        raise InvalidResponse(f"headers must be (str, str) pairs, got {headers!r:.200}") from None
-    return headers
-
-
 def _json_failure(exc: Exception) -> InvalidResponse:
     # An unserialisable value or a circular reference is the handler's mistake: name it.
     return InvalidResponse(f"cannot encode the answer as JSON: {exc}")
@@ -342,7 +245,7 @@ class Renderer:
     ) -> Iterable[bytes]:
         status, headers, payload = self.split(rv, request)
         if not isinstance(payload, (list, StreamBody)):
-            return payload(environ, _checked(start_response))
+            return payload(environ, checked_start_response(start_response))
         start_response(status_line(status), headers)
         if environ["REQUEST_METHOD"] == "HEAD" or status in (204, 304) or status < 200:
             if isinstance(payload, StreamBody):
@@ -362,7 +265,7 @@ class Renderer:
                     f"a tuple answer must be (body, status) or (body, status, headers), "
                     f"got {len(rv)} items"
                 )
-            body, status = rv[0], _status(rv[1])
+            body, status = rv[0], checked_status(rv[1])
             if len(rv) == 3:
                 extra = header_pairs(rv[2])
         else:
@@ -374,7 +277,7 @@ class Renderer:
             if isinstance(body, Prepared):
                 return (
                     body.status_code,
-                    _check_wire_headers(body.headers.to_wsgi_list()),
+                    check_wire_headers(body.headers.to_wsgi_list()),
                     body.payload,
                 )
             return getattr(body, "status_code", status), [], body

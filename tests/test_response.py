@@ -678,7 +678,8 @@ def test_json_without_the_c_accelerator_follows_the_same_rules(
     import json.encoder
     import uuid
 
-    from microwsgi.response import InvalidResponse, Renderer
+    from microwsgi.answer_checks import InvalidResponse
+    from microwsgi.response import Renderer
 
     monkeypatch.setattr(json.encoder, "c_make_encoder", None)
     dumps = Renderer().dumps

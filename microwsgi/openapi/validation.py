@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 from werkzeug.wrappers import Response
 
+from ..answer_checks import InvalidResponse, header_pairs
 from ..errors import HTTPError
 from ..request import sends_json
-from ..response import JSON_TYPE, Delegate, InvalidResponse, header_pairs
+from ..response import JSON_TYPE, Delegate
 from .declared import type_name, with_status
 
 if TYPE_CHECKING:
